@@ -1,0 +1,63 @@
+"""FastAPI dependencies: settings, a DB session, the current user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header
+from sqlalchemy.orm import Session
+
+from sparkpilot.auth import user_for_token
+from sparkpilot.db.models import User
+from sparkpilot.db.session import get_sessionmaker
+from sparkpilot.errors import SparkpilotError
+from sparkpilot.settings import GatewaySettings, get_gateway_settings
+
+
+class Unauthorized(SparkpilotError):
+    """Missing or unknown bearer token."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+def get_db() -> Iterator[Session]:
+    """A session per request; commits when the handler returns."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token from an 'Authorization: Bearer …' header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def authenticate(session: Session, token: str | None) -> User:
+    """The token's user, or Unauthorized."""
+    user = user_for_token(session, token) if token else None
+    if user is None:
+        raise Unauthorized("a valid bearer token is required (Authorization: Bearer <token>)")
+    return user
+
+
+def current_user(
+    db: Annotated[Session, Depends(get_db)], authorization: Annotated[str | None, Header()] = None
+) -> User:
+    """The authenticated user of this request."""
+    return authenticate(db, bearer_token(authorization))
+
+
+DB = Annotated[Session, Depends(get_db)]
+CurrentUser = Annotated[User, Depends(current_user)]
+Settings = Annotated[GatewaySettings, Depends(get_gateway_settings)]

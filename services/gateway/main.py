@@ -1,0 +1,94 @@
+"""The gateway: FastAPI app with the REST API, live streams, dashboard, /health and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.gateway.errors import envelope, install_error_handlers
+from services.gateway.reaper import reaper_loop
+from services.gateway.routers import health, runs, stream
+from sparkpilot.auth import ensure_admin_token
+from sparkpilot.db.session import session_scope
+from sparkpilot.settings import get_gateway_settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+class BodyLimit:
+    """ASGI middleware: 413 with the error envelope for bodies over `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._too_large(scope, receive, send)
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resp = envelope(413, f"request body is larger than {self.max_bytes} bytes", "body_too_large")
+        await resp(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Register the admin token and run the lost-run reaper while the app lives."""
+    settings = get_gateway_settings()
+    with session_scope() as s:
+        ensure_admin_token(s, settings.admin_token)
+    reaper = asyncio.create_task(reaper_loop(settings))
+    log.info("gateway ready on %s:%s", settings.host, settings.port)
+    yield
+    reaper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reaper
+
+
+def create_app() -> FastAPI:
+    """Build the FastAPI application."""
+    settings = get_gateway_settings()
+    app = FastAPI(title="Sparkpilot", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(stream.router)
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,106 @@
+"""GET /health (no auth) and GET /metrics (Prometheus text)."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import redis
+from fastapi import APIRouter, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from services.gateway.deps import CurrentUser
+from services.gateway.queue import queue_depth
+from sparkpilot.db.models import Run, RunStatus
+from sparkpilot.db.session import session_scope
+from sparkpilot.metrics import HISTOGRAMS
+from sparkpilot.redis_client import get_redis
+from sparkpilot.schemas import HealthPublic
+from sparkpilot.settings import get_gateway_settings
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["ops"])
+
+
+def check_database() -> str:
+    """'ok' or 'down: …'."""
+    try:
+        with session_scope() as s:
+            s.execute(text("SELECT 1"))
+        return "ok"
+    except SQLAlchemyError as exc:
+        return f"down: {type(exc).__name__}"
+
+
+def check_redis_and_worker() -> tuple[str, str]:
+    """('ok' | 'down: …', 'ok' | 'down: …') for Redis and for live workers."""
+    client = get_redis()
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"down: {type(exc).__name__}", "unknown: redis is down"
+    try:
+        alive = list(client.scan_iter(match=get_gateway_settings().key("worker", "*"), count=100))
+    except redis.RedisError as exc:
+        return f"down: {type(exc).__name__}", "unknown: redis is down"
+    return "ok", "ok" if alive else "down: no worker heartbeat"
+
+
+async def check_inference() -> str:
+    """'ok', 'down: …', or 'not configured' when no inference URL is set."""
+    url = get_gateway_settings().inference_url
+    if not url:
+        return "not configured"
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            resp = await client.get(url.rstrip("/").removesuffix("/v1") + "/health")
+        return "ok" if resp.status_code == 200 else f"down: HTTP {resp.status_code}"
+    except httpx.HTTPError as exc:
+        return f"down: {type(exc).__name__}"
+
+
+@router.get("/health", response_model=HealthPublic)
+async def health() -> HealthPublic:
+    """Liveness of every dependency; 'degraded' (never a 500) when one is down."""
+    database = await run_in_threadpool(check_database)
+    redis_state, worker = await run_in_threadpool(check_redis_and_worker)
+    checks = {"database": database, "redis": redis_state, "worker": worker, "inference": await check_inference()}
+    ok = all(v in ("ok", "not configured") for v in checks.values())
+    return HealthPublic(status="ok" if ok else "degraded", checks=checks)
+
+
+class _Collector:
+    """Reads run counts from the database and shared histograms from Redis at scrape time."""
+
+    def collect(self):  # noqa: ANN201 - prometheus_client protocol
+        runs = GaugeMetricFamily("sparkpilot_runs", "Runs by status", labels=["status"])
+        try:
+            with session_scope() as s:
+                counts = dict(s.execute(select(Run.status, func.count()).group_by(Run.status)).all())
+            for st in RunStatus:
+                runs.add_metric([st.value], counts.get(st, 0))
+        except SQLAlchemyError as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+        yield runs
+        try:
+            depth = GaugeMetricFamily("sparkpilot_queue_depth", "Runs waiting on the worker queue")
+            depth.add_metric([], queue_depth())
+            yield depth
+            for hist in HISTOGRAMS:
+                yield hist.collect(get_redis())
+        except redis.RedisError as exc:
+            log.warning("metrics: redis unavailable: %s", exc)
+
+
+_registry = CollectorRegistry()
+_registry.register(_Collector())
+
+
+@router.get("/metrics")
+def metrics(_user: CurrentUser) -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(_registry), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,95 @@
+"""REST endpoints for runs and their steps."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from services.gateway.deps import DB, CurrentUser, Settings
+from services.gateway.queue import enqueue_run
+from sparkpilot import runs
+from sparkpilot.db.models import Run, RunStatus, Step
+from sparkpilot.errors import NotFound
+from sparkpilot.events import publish
+from sparkpilot.redis_client import get_redis
+from sparkpilot.schemas import Page, RunCreate, RunPublic, StepPublic
+from sparkpilot.urls import check_start_url
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+
+@router.post("", status_code=201, response_model=RunPublic)
+def create_run(body: RunCreate, db: DB, user: CurrentUser, settings: Settings) -> Run:
+    """Create a run and queue it; 503 (and nothing stored) if the queue is down."""
+    if body.start_url:
+        body.start_url = check_start_url(body.start_url, settings.allowed_url_prefixes)
+    client = get_redis()
+    client.ping()  # fail fast with 503 before touching the database
+    run, events = runs.create_run(db, user, body)
+    db.commit()
+    try:
+        enqueue_run(run.id)
+    except Exception:
+        db.delete(run)  # nothing half-made is left behind
+        db.commit()
+        raise
+    publish(client, events)
+    return run
+
+
+@router.get("", response_model=Page[RunPublic])
+def list_runs(
+    db: DB,
+    user: CurrentUser,
+    status: RunStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """The caller's runs, newest first."""
+    items, total = runs.list_runs(db, user, status, limit, offset)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def get_run(run_id: str, db: DB, user: CurrentUser) -> Run:
+    """One run."""
+    return runs.get_run(db, run_id, user)
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic)
+def cancel_run(run_id: str, db: DB, user: CurrentUser) -> Run:
+    """Cancel a queued run now or a running one between steps; 409 if it already ended."""
+    run, events = runs.request_cancel(db, run_id, user)
+    db.commit()
+    publish(get_redis(), events)
+    return run
+
+
+def _to_step(step: Step) -> StepPublic:
+    return StepPublic(
+        index=step.index, action=step.action, observation=step.observation, timings_ms=step.timings_ms,
+        error=step.error, has_screenshot=step.screenshot_path is not None, created_at=step.created_at,
+    )
+
+
+@router.get("/{run_id}/steps", response_model=list[StepPublic])
+def list_steps(run_id: str, db: DB, user: CurrentUser) -> list[StepPublic]:
+    """The run's recorded steps in order."""
+    runs.get_run(db, run_id, user)
+    return [_to_step(s) for s in db.scalars(select(Step).where(Step.run_id == run_id).order_by(Step.index))]
+
+
+@router.get("/{run_id}/steps/{index}/screenshot", response_class=FileResponse)
+def step_screenshot(run_id: str, index: int, db: DB, user: CurrentUser, settings: Settings) -> FileResponse:
+    """The PNG screenshot taken at a step."""
+    runs.get_run(db, run_id, user)
+    step = db.scalar(select(Step).where(Step.run_id == run_id, Step.index == index))
+    if step is None:
+        raise NotFound(f"run {run_id} has no step {index}")
+    path = (settings.workspace_dir / step.screenshot_path) if step.screenshot_path else None
+    if path is None or not path.is_file():
+        raise NotFound(f"step {index} of run {run_id} has no screenshot", code="no_screenshot")
+    return FileResponse(path, media_type="image/png")

@@ -1,0 +1,75 @@
+"""One headless Chromium per worker process, a fresh context per run."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+
+from sparkpilot.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+class BrowserPool:
+    """Launches Chromium lazily and relaunches it if it died; hands out isolated contexts."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self._pw: Playwright | None = None
+        self._browser: Browser | None = None
+        self._lock = threading.Lock()
+
+    def _ensure_browser(self) -> Browser:
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        if self._pw is None:
+            self._pw = sync_playwright().start()
+        log.info("launching chromium %s", self.settings.chromium_path)
+        self._browser = self._pw.chromium.launch(
+            executable_path=self.settings.chromium_path, headless=self.settings.headless, args=CHROMIUM_ARGS
+        )
+        return self._browser
+
+    def new_context(self) -> BrowserContext:
+        """A fresh, isolated browser context (cookies, storage) for one run."""
+        with self._lock:
+            browser = self._ensure_browser()
+        ctx = browser.new_context(
+            viewport={"width": self.settings.viewport_width, "height": self.settings.viewport_height}
+        )
+        ctx.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
+        ctx.set_default_timeout(self.settings.navigation_timeout_s * 1000)
+        return ctx
+
+    def close(self) -> None:
+        """Close Chromium and Playwright."""
+        if self._browser is not None:
+            self._browser.close()
+            self._browser = None
+        if self._pw is not None:
+            self._pw.stop()
+            self._pw = None
+
+
+_pool: BrowserPool | None = None
+
+
+def get_browser_pool(settings: WorkerSettings) -> BrowserPool:
+    """The process's browser pool (created after fork, on first use)."""
+    global _pool
+    if _pool is None:
+        _pool = BrowserPool(settings)
+    return _pool

@@ -1,0 +1,1 @@
+"""Database tables and sessions (SQLAlchemy 2.0)."""

@@ -1,0 +1,42 @@
+"""Domain errors; the gateway maps each to one HTTP status and the error envelope."""
+
+
+class SparkpilotError(Exception):
+    """Base class: `code` is a stable machine-readable string."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+
+
+class NotFound(SparkpilotError):
+    """The id is unknown (or belongs to another user)."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(SparkpilotError):
+    """The request does not fit the resource's current state."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidInput(SparkpilotError):
+    """The request is well-formed JSON but not acceptable."""
+
+    status_code = 422
+    code = "invalid_input"
+
+
+class Unavailable(SparkpilotError):
+    """A dependency (Redis, database, inference) is unreachable."""
+
+    status_code = 503
+    code = "unavailable"

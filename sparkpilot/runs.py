@@ -1,0 +1,149 @@
+"""The run lifecycle as plain functions, shared by the gateway, the worker and the reaper.
+
+queued → running → succeeded | failed | cancelled. Every transition is a conditional UPDATE,
+so two processes racing on one run cannot both win, and every terminal run gets a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from sparkpilot.db.models import TERMINAL_STATUSES, Run, RunStatus, User, utcnow
+from sparkpilot.errors import Conflict, NotFound
+from sparkpilot.events import add_event
+from sparkpilot.schemas import EventPublic, RunCreate
+
+WORKER_LOST = "worker lost"
+CANCELLED_BY_USER = "cancelled by user"
+
+
+def create_run(session: Session, user: User, body: RunCreate) -> tuple[Run, list[EventPublic]]:
+    """Insert a queued run and its run.queued event (caller commits, then enqueues)."""
+    run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps)
+    session.add(run)
+    session.flush()
+    ev = add_event(session, run.id, "run.queued", {"task": run.task, "start_url": run.start_url})
+    return run, [ev]
+
+
+def get_run(session: Session, run_id: str, user: User | None = None) -> Run:
+    """A run by id, visible only to its owner when `user` is given."""
+    run = session.get(Run, run_id)
+    if run is None or (user is not None and run.user_id != user.id):
+        raise NotFound(f"run {run_id!r} not found")
+    return run
+
+
+def list_runs(
+    session: Session, user: User, status: RunStatus | None, limit: int, offset: int
+) -> tuple[list[Run], int]:
+    """A page of the user's runs, newest first, and the total count."""
+    where = [Run.user_id == user.id]
+    if status is not None:
+        where.append(Run.status == status)
+    total = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
+    rows = session.scalars(
+        select(Run).where(*where).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+def _transition(session: Session, run_id: str, allowed: set[RunStatus], *where: object, **values: object) -> bool:
+    """Set `values` if the run is in one of `allowed` (and matches `where`); True if this caller won."""
+    res = session.execute(
+        update(Run).where(Run.id == run_id, Run.status.in_(allowed), *where).values(**values)
+    )
+    return res.rowcount == 1
+
+
+def finish_run(
+    session: Session, run_id: str, status: RunStatus, reason: str, result: str | None = None, *where: object
+) -> list[EventPublic]:
+    """Move a live run to a terminal status with its event; no-op if it already ended."""
+    assert status in TERMINAL_STATUSES
+    live = {RunStatus.queued, RunStatus.running}
+    values = dict(status=status, reason=reason, result=result, finished_at=utcnow())
+    if not _transition(session, run_id, live, *where, **values):
+        return []
+    payload = {"reason": reason, "result": result}
+    return [add_event(session, run_id, f"run.{status.value}", payload)]  # type: ignore[arg-type]
+
+
+def request_cancel(session: Session, run_id: str, user: User) -> tuple[Run, list[EventPublic]]:
+    """Cancel a queued run now, or ask the worker to stop a running one between steps."""
+    run = get_run(session, run_id, user)
+    if run.status in TERMINAL_STATUSES:
+        raise Conflict(f"run {run_id} already {run.status.value}", code="run_finished")
+    events = finish_run(session, run_id, RunStatus.cancelled, CANCELLED_BY_USER)
+    if not events:
+        # It was claimed meanwhile; the worker checks the flag between steps.
+        _transition(session, run_id, {RunStatus.running}, cancel_requested=True)
+    session.refresh(run)
+    if run.status in TERMINAL_STATUSES and not events:
+        raise Conflict(f"run {run_id} already {run.status.value}", code="run_finished")
+    return run, events
+
+
+@dataclass
+class Claim:
+    """What a worker got when it tried to take a run."""
+
+    run: Run | None
+    resumed: bool = False
+    events: list[EventPublic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True if the worker should execute the run."""
+        return self.run is not None
+
+
+def claim_run(session: Session, run_id: str, worker: str, max_attempts: int) -> Claim:
+    """Take a queued run, or resume a running one whose previous worker died (caller holds the run lock)."""
+    run = session.get(Run, run_id)
+    if run is None or run.status in TERMINAL_STATUSES:
+        return Claim(None)
+    now = utcnow()
+    if run.status is RunStatus.queued:
+        if not _transition(session, run_id, {RunStatus.queued}, status=RunStatus.running, started_at=now,
+                           heartbeat_at=now, worker=worker, attempts=1):
+            return Claim(None)
+        session.refresh(run)
+        ev = add_event(session, run_id, "run.started", {"worker": worker, "attempt": 1})
+        return Claim(run, events=[ev])
+    # Running but we hold its lock: the worker that had it is gone (redelivered message).
+    if run.attempts >= max_attempts:
+        return Claim(None, events=finish_run(session, run_id, RunStatus.failed, f"{WORKER_LOST} ({run.attempts} attempts)"))
+    if not _transition(session, run_id, {RunStatus.running}, heartbeat_at=now, worker=worker,
+                       attempts=Run.attempts + 1):
+        return Claim(None)
+    session.refresh(run)
+    ev = add_event(session, run_id, "run.message",
+                   {"text": f"{WORKER_LOST}; resumed by {worker}", "attempt": run.attempts})
+    return Claim(run, resumed=True, events=[ev])
+
+
+def heartbeat(session: Session, run_id: str) -> bool:
+    """Mark the run alive; returns whether cancellation was requested."""
+    session.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.running).values(heartbeat_at=utcnow()))
+    return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
+
+
+def reap_stale_runs(session: Session, stale_after_s: float) -> list[EventPublic]:
+    """End running runs whose worker stopped heart-beating: cancelled if asked, else failed 'worker lost'."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    stale = session.scalars(
+        select(Run).where(Run.status == RunStatus.running, Run.heartbeat_at < cutoff)
+    ).all()
+    events: list[EventPublic] = []
+    for run in stale:
+        still_stale = Run.heartbeat_at < cutoff
+        if run.cancel_requested:
+            events += finish_run(session, run.id, RunStatus.cancelled, CANCELLED_BY_USER, None, still_stale)
+        else:
+            events += finish_run(session, run.id, RunStatus.failed, WORKER_LOST, None, still_stale)
+    return events

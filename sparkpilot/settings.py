@@ -1,0 +1,110 @@
+"""Typed settings for every Sparkpilot process; the only module that reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_ADMIN_TOKEN = "change-me"
+
+
+class CommonSettings(BaseSettings):
+    """What every service shares: where the database, Redis and artifacts are."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPARKPILOT_", env_file=ROOT / ".env", extra="ignore", populate_by_name=True
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    database_url: str = Field(
+        default=f"sqlite:///{ROOT / 'workspace' / 'sparkpilot.db'}",
+        validation_alias="DATABASE_URL",
+    )
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    workspace_dir: Path = ROOT / "workspace"
+    queue_name: str = "runs"
+    key_prefix: str = "sparkpilot"
+    inference_url: str = ""
+    log_level: str = "INFO"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Folder for screenshots and other per-run files."""
+        return self.workspace_dir / "artifacts"
+
+    def key(self, *parts: object) -> str:
+        """A namespaced Redis key, e.g. key('run', id, 'events')."""
+        return ":".join([self.key_prefix, *map(str, parts)])
+
+
+class GatewaySettings(CommonSettings):
+    """The gateway: API, auth, limits, the lost-run reaper."""
+
+    admin_token: str = TEMPLATE_ADMIN_TOKEN
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1_000_000
+    allowed_url_prefixes: list[str] = Field(default_factory=list)
+    default_max_steps: int = 30
+    max_steps_limit: int = 200
+    reaper_interval_s: float = 5.0
+    run_stale_after_s: float = 20.0
+    sse_ping_s: float = 15.0
+
+    @field_validator("allowed_url_prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> "GatewaySettings":
+        if self.env != "dev" and self.admin_token in ("", TEMPLATE_ADMIN_TOKEN):
+            raise ValueError(
+                "SPARKPILOT_ADMIN_TOKEN is still the template value; set a secret outside dev"
+            )
+        return self
+
+
+class WorkerSettings(CommonSettings):
+    """The worker: browser launch and run leases."""
+
+    chromium_path: str = "/usr/bin/chromium"
+    headless: bool = True
+    viewport_width: int = 1280
+    viewport_height: int = 800
+    navigation_timeout_s: float = 30.0
+    lease_ttl_s: float = 10.0
+    heartbeat_s: float = 2.0
+    max_attempts: int = 3
+    concurrency: int = 2
+
+
+@lru_cache
+def get_settings() -> CommonSettings:
+    """Shared settings, read once."""
+    return CommonSettings()
+
+
+@lru_cache
+def get_gateway_settings() -> GatewaySettings:
+    """Gateway settings, read once."""
+    return GatewaySettings()
+
+
+@lru_cache
+def get_worker_settings() -> WorkerSettings:
+    """Worker settings, read once."""
+    return WorkerSettings()
+
+
+def clear_settings_cache() -> None:
+    """Forget cached settings (tests change the environment)."""
+    for fn in (get_settings, get_gateway_settings, get_worker_settings):
+        fn.cache_clear()

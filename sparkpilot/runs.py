@@ -78,7 +78,7 @@ def request_cancel(session: Session, run_id: str, user: User) -> tuple[Run, list
     run = get_run(session, run_id, user)
     if run.status in TERMINAL_STATUSES:
         raise Conflict(f"run {run_id} already {run.status.value}", code="run_finished")
-    events = finish_run(session, run_id, RunStatus.cancelled, CANCELLED_BY_USER)
+    events = finish_run(session, run_id, RunStatus.cancelled, CANCELLED_BY_USER, None, Run.status == RunStatus.queued)
     if not events:
         # It was claimed meanwhile; the worker checks the flag between steps.
         _transition(session, run_id, {RunStatus.running}, cancel_requested=True)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_ADMIN_TOKEN = "change-me"
+# Tests point this at an empty file so a developer's .env cannot leak into them.
+ENV_FILE = os.environ.get("SPARKPILOT_ENV_FILE") or ROOT / ".env"
 
 
 class CommonSettings(BaseSettings):
     """What every service shares: where the database, Redis and artifacts are."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SPARKPILOT_", env_file=ROOT / ".env", extra="ignore", populate_by_name=True
+        env_prefix="SPARKPILOT_", env_file=ENV_FILE, extra="ignore", populate_by_name=True
     )
 
     env: Literal["dev", "test", "prod"] = "dev"
@@ -49,7 +52,7 @@ class GatewaySettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_000_000
-    allowed_url_prefixes: list[str] = Field(default_factory=list)
+    allowed_url_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_max_steps: int = 30
     max_steps_limit: int = 200
     reaper_interval_s: float = 5.0

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh machine: venv + packages, Chromium, Redis, .env, database migrations.
+#   scripts/setup.sh [--test]   (--test also installs the test extras)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+
+command -v python3 >/dev/null || die "python3 (3.11+) is required"
+if [ ! -x "$PY" ]; then
+  info "creating virtual environment in .venv"
+  python3 -m venv "$VENV"
+fi
+stamp="$VENV/.installed${extras:+-test}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  info "installing Python packages (sparkpilot$extras)"
+  "$PY" -m pip install -q --upgrade pip
+  "$PY" -m pip install -q -e ".$extras"
+  touch "$stamp"
+fi
+
+chromium="${SPARKPILOT_CHROMIUM_PATH:-/usr/bin/chromium}"
+[ -x "$chromium" ] || apt_install chromium
+[ -x "$chromium" ] || die "Chromium not found at $chromium"
+
+if [ ! -f .env ]; then
+  info "creating .env from .env.template with a fresh admin token"
+  token="sp_admin_$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+  sed "s|^SPARKPILOT_ADMIN_TOKEN=change-me$|SPARKPILOT_ADMIN_TOKEN=$token|" .env.template > .env
+  chmod 600 .env
+fi
+
+redis_url="$("$PY" -c 'from sparkpilot.settings import get_settings; print(get_settings().redis_url)')"
+if ! "$PY" -c "import redis,sys; redis.Redis.from_url('$redis_url', socket_connect_timeout=1).ping()" 2>/dev/null; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  port="$("$PY" -c "from urllib.parse import urlsplit; print(urlsplit('$redis_url').port or 6379)")"
+  info "starting redis-server on 127.0.0.1:$port"
+  mkdir -p "$LOG_DIR" "$RUN_DIR"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+    --pidfile "$RUN_DIR/redis.pid" --logfile "$LOG_DIR/redis.log"
+  for _ in $(seq 50); do
+    "$PY" -c "import redis; redis.Redis.from_url('$redis_url').ping()" 2>/dev/null && break; sleep 0.1
+  done
+fi
+
+info "applying database migrations"
+"$VENV/bin/sparkpilot" db upgrade

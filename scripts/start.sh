@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Start gateway and worker in the background (after setup) and wait until /health is ok.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+"$ROOT/scripts/setup.sh"
+mkdir -p "$RUN_DIR" "$LOG_DIR"
+
+start() {  # name, command...
+  local name=$1; shift
+  if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
+    info "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return
+  fi
+  nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! > "$RUN_DIR/$name.pid"
+  info "started $name (pid $!, log logs/$name.log)"
+}
+
+host="$(setting host)"; port="$(setting port)"; queue="$(setting queue_name)"
+start gateway "$VENV/bin/uvicorn" services.gateway.main:app --host "$host" --port "$port"
+start worker "$VENV/bin/celery" -A services.worker.celery_app worker -l info -Q "$queue" -n "worker@%h"
+
+url="http://$host:$port"
+info "waiting for $url/health"
+for _ in $(seq 120); do
+  if "$PY" - "$url" <<'PYEOF' 2>/dev/null; then
+import sys, httpx
+r = httpx.get(sys.argv[1] + "/health", timeout=2).json()
+sys.exit(0 if r["status"] == "ok" else 1)
+PYEOF
+    echo
+    info "Sparkpilot is up: $url  (dashboard at $url/)"
+    info "admin token: SPARKPILOT_ADMIN_TOKEN in $ROOT/.env"
+    exit 0
+  fi
+  sleep 1
+done
+curl -s "$url/health" || true
+die "stack did not become healthy in 120 s; see logs/gateway.log and logs/worker.log"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Stop what scripts/start.sh (make up) started.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+for name in worker gateway redis; do
+  f="$RUN_DIR/$name.pid"
+  [ -f "$f" ] || continue
+  pid="$(cat "$f")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    info "stopped $name (pid $pid)"
+  fi
+  rm -f "$f"
+done

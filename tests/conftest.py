@@ -1,0 +1,147 @@
+"""Shared fixtures: a settings override, DB sessions, a page server, and the real stack."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from tests.helpers import PAGES, Stack, start_page_server
+
+POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    """Skip tests marked gpu on a machine without an NVIDIA GPU."""
+    if shutil.which("nvidia-smi"):
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for every process a test starts: private workspace, queue and key prefix."""
+    tmp = tmp_path_factory.mktemp("sparkpilot")
+    empty_env = tmp / "empty.env"
+    empty_env.write_text("")
+    tag = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKPILOT_") and k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update({
+        "SPARKPILOT_ENV_FILE": str(empty_env),
+        "SPARKPILOT_ENV": "test",
+        "SPARKPILOT_ADMIN_TOKEN": f"sp_test_admin_{tag}",
+        "SPARKPILOT_WORKSPACE_DIR": str(tmp / "workspace"),
+        "DATABASE_URL": f"sqlite:///{tmp / 'sparkpilot.db'}",
+        "REDIS_URL": os.environ.get("SPARKPILOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "SPARKPILOT_QUEUE_NAME": f"test-runs-{tag}",
+        "SPARKPILOT_KEY_PREFIX": f"sptest-{tag}",
+        "SPARKPILOT_ALLOWED_URL_PREFIXES": f"file://{PAGES}/",
+        # Short leases so lost-worker tests finish quickly.
+        "SPARKPILOT_LEASE_TTL_S": "3",
+        "SPARKPILOT_HEARTBEAT_S": "1",
+        "SPARKPILOT_RUN_STALE_AFTER_S": "8",
+        "SPARKPILOT_REAPER_INTERVAL_S": "1",
+        "SPARKPILOT_NAVIGATION_TIMEOUT_S": "20",
+    })
+    return env
+
+
+@pytest.fixture
+def settings_env(base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Apply the test environment in this process and reset cached settings around the test."""
+    from sparkpilot.settings import clear_settings_cache
+
+    for k, v in base_env.items():
+        if k.startswith("SPARKPILOT_") or k in ("DATABASE_URL", "REDIS_URL"):
+            monkeypatch.setenv(k, v)
+    clear_settings_cache()
+    yield base_env
+    clear_settings_cache()
+
+
+def _fresh_postgres() -> tuple[str, callable]:
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"sparkpilot_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}")
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated database, on SQLite and on PostgreSQL."""
+    from sparkpilot.db.migrate import upgrade
+
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'test.db'}", (lambda: None)
+    else:
+        url, drop = _fresh_postgres()
+    upgrade(url)
+    yield url
+    from sparkpilot.db.session import get_engine
+
+    get_engine(url).dispose()
+    drop()
+
+
+@pytest.fixture
+def db(db_url: str):  # noqa: ANN201
+    """A session on the fresh database (committed by the test as needed)."""
+    from sparkpilot.db.session import get_sessionmaker
+
+    session = get_sessionmaker(db_url)()
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def pages() -> Iterator:
+    """Local pages for the browser (never remote URLs)."""
+    server = start_page_server()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def stack(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A real gateway + Celery worker on a migrated SQLite database and the machine's Redis."""
+    from sparkpilot.db.migrate import upgrade
+
+    upgrade(base_env["DATABASE_URL"])
+    logdir = tmp_path_factory.mktemp("logs")
+    s = Stack(env=dict(base_env), logdir=logdir)
+    try:
+        s.start_gateway()
+        s.start_worker()
+        yield s
+    finally:
+        s.stop()
+        for log in sorted(logdir.glob("*.log")):
+            tail = log.read_text(errors="replace")[-3000:]
+            print(f"\n--- {log.name} (tail) ---\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    """An HTTP client for the stack, authenticated as admin."""
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as c:
+        yield c

@@ -1,0 +1,177 @@
+"""Test helpers: free ports, a local page server, and real gateway/worker/redis processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = Path(__file__).resolve().parent / "pages"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _PageHandler(SimpleHTTPRequestHandler):
+    """Serves tests/pages; /slow?ms=N answers after N ms (to catch a run mid-step)."""
+
+    def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        super().__init__(*args, directory=str(PAGES), **kwargs)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server API
+        parts = urlsplit(self.path)
+        if parts.path == "/slow":
+            ms = int(parse_qs(parts.query).get("ms", ["3000"])[0])
+            time.sleep(ms / 1000)
+            body = f"<html><head><title>Slow page {ms}</title></head><body>slow</body></html>".encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, *_args) -> None:  # noqa: ANN002
+        pass
+
+
+@dataclass
+class PageServer:
+    """A local HTTP server for the browser to visit."""
+
+    server: ThreadingHTTPServer
+
+    @property
+    def url(self) -> str:
+        """Base URL, without trailing slash."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def start_page_server() -> PageServer:
+    """Serve tests/pages on a free port in a thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return PageServer(server)
+
+
+def start_redis(port: int, logdir: Path) -> subprocess.Popen:
+    """A private redis-server on `port` (for tests that stop Redis)."""
+    proc = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=open(logdir / f"redis-{port}.log", "ab"), stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"redis-server did not start on {port}")
+
+
+@dataclass
+class Stack:
+    """A real gateway (uvicorn) and worker (celery) as subprocesses sharing one env."""
+
+    env: dict[str, str]
+    logdir: Path
+    port: int = field(default_factory=free_port)
+    gateway: subprocess.Popen | None = None
+    worker: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The gateway's URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def token(self) -> str:
+        """The admin token."""
+        return self.env["SPARKPILOT_ADMIN_TOKEN"]
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.logdir / f"{name}.log", "ab")
+        return subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def start_gateway(self) -> None:
+        """Start uvicorn and wait until it answers."""
+        self.gateway = self._spawn("gateway", [str(BIN / "uvicorn"), "services.gateway.main:app",
+                                               "--host", "127.0.0.1", "--port", str(self.port)])
+        wait_for(lambda: httpx.get(self.base_url + "/health", timeout=2).status_code == 200, 30, "gateway up")
+
+    def start_worker(self, concurrency: int = 2) -> None:
+        """Start a Celery worker and wait until /health sees it."""
+        self.worker = self._spawn("worker", [
+            str(BIN / "celery"), "-A", "services.worker.celery_app", "worker", "-l", "info",
+            "-Q", self.env["SPARKPILOT_QUEUE_NAME"], "-c", str(concurrency), "-n", f"test-{self.port}-{time.time_ns()}@%h",
+        ])
+        wait_for(lambda: self.health()["checks"]["worker"] == "ok", 45, "worker heartbeat")
+
+    def health(self) -> dict:
+        """GET /health."""
+        return httpx.get(self.base_url + "/health", timeout=5).json()
+
+    def kill_worker(self) -> None:
+        """SIGKILL the whole worker process group (main process and pool children)."""
+        if self.worker is not None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+            self.worker.wait(10)
+            self.worker = None
+
+    def stop(self) -> None:
+        """Terminate everything this stack started."""
+        for proc in (self.worker, self.gateway):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_for(pred, timeout: float, what: str, interval: float = 0.2):  # noqa: ANN001, ANN201
+    """Poll `pred` until it returns truthy; raise with `what` on timeout."""
+    deadline = time.time() + timeout
+    last_exc: Exception | None = None
+    while time.time() < deadline:
+        try:
+            value = pred()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - the thing may not be up yet
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+
+
+def wait_terminal(client: httpx.Client, run_id: str, timeout: float = 60) -> dict:
+    """Poll a run until it is succeeded, failed or cancelled."""
+    def done() -> dict | None:
+        run = client.get(f"/api/v1/runs/{run_id}").json()
+        return run if run["status"] in ("succeeded", "failed", "cancelled") else None
+    return wait_for(done, timeout, f"run {run_id} to end")

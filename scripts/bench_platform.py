@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"run.succeeded", "run.failed", "run.cancelled"}
 TASK = "benchmark: navigate and capture"
 PAGE = b"<!doctype html><html><head><title>Sparkpilot benchmark page</title></head><body><h1>Benchmark</h1></body></html>"
-MAX_RECONNECTS = 5
+MAX_RECONNECTS = 10
 console = Console(stderr=True)
 
 
@@ -88,7 +88,7 @@ class Bench:
     def __init__(self, client: httpx.AsyncClient, url: str, timeout: float, progress: Progress, task_id: int) -> None:
         self.client, self.url, self.timeout = client, url, timeout
         self.progress, self.task_id = progress, task_id
-        self.latencies: list[float] = []
+        self.latencies: dict[str, list[float]] = {}
         self.queue_to_start: list[float] = []
         self.outcomes: dict[str, int] = {}
         self.errors: list[str] = []
@@ -126,7 +126,7 @@ class Bench:
                             continue  # keep-alive or a duplicate after reconnecting
                         ev = json.loads(sse.data)
                         last_id, failures = int(sse.id), 0
-                        self.latencies.append((received - parse_ts(ev["ts"])) * 1000)
+                        self.latencies.setdefault(ev["type"], []).append((received - parse_ts(ev["ts"])) * 1000)
                         if ev["type"] == "run.started":
                             self.queue_to_start.append((parse_ts(ev["ts"]) - created) * 1000)
                         if ev["type"] in TERMINAL:
@@ -140,7 +140,7 @@ class Bench:
             failures += 1  # the stream ended or broke before the terminal event: resume
             if failures > MAX_RECONNECTS:
                 raise RuntimeError(f"run {run['id']}: stream lost {failures} times, last event {last_id}")
-            await asyncio.sleep(0.2 * failures)
+            await asyncio.sleep(min(0.5 * failures, 3.0))
 
 
 async def preflight(client: httpx.AsyncClient, base_url: str) -> None:
@@ -204,7 +204,7 @@ async def main(args: argparse.Namespace) -> int:
             server.shutdown()
     completed = sum(bench.outcomes.get(k, 0) for k in ("succeeded", "failed", "cancelled"))
     wall = max((bench.last_terminal or time.time()) - t0, 1e-9)
-    lat, q = bench.latencies, bench.queue_to_start
+    lat, q = [v for vs in bench.latencies.values() for v in vs], bench.queue_to_start
     succeeded = bench.outcomes.get("succeeded", 0)
     result = {
         "suite": "platform",
@@ -216,6 +216,8 @@ async def main(args: argparse.Namespace) -> int:
         "runs_per_minute": round(completed / wall * 60, 2),
         "event_latency_ms": {**{f"p{p}": pct(lat, p) for p in (50, 95, 99)},
                              "max": round(max(lat), 2) if lat else None, "count": len(lat)},
+        "event_latency_ms_by_type": {t: {"p50": pct(v, 50), "p95": pct(v, 95), "count": len(v)}
+                                     for t, v in sorted(bench.latencies.items())},
         "queue_to_start_ms": {f"p{p}": pct(q, p) for p in (50, 95, 99)},
         "started_at": started_at.isoformat(),
         "base_url": args.base_url,

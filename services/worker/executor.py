@@ -30,7 +30,11 @@ from sparkpilot.schemas import EventPublic
 from sparkpilot.settings import WorkerSettings, get_worker_settings
 
 log = logging.getLogger(__name__)
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_name() -> str:
+    """host:pid of the process executing the run (a pool child, not the Celery main process)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Heartbeat(threading.Thread):
@@ -84,13 +88,14 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
         settings.key("run", run_id, "lock"),
         timeout=settings.lease_ttl_s,
         blocking_timeout=settings.lease_ttl_s + 2,
+        thread_local=False,  # the heartbeat thread extends it
     )
     if not lock.acquire():
         log.info("run %s is being executed elsewhere; dropping this delivery", run_id)
         return "locked"
     try:
         with session_scope() as s:
-            claim = runs.claim_run(s, run_id, WORKER_NAME, settings.max_attempts)
+            claim = runs.claim_run(s, run_id, worker_name(), settings.max_attempts)
         publish(client, claim.events)
         if not claim.ok:
             return "skipped"
@@ -107,8 +112,8 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
             status, reason, result = RunStatus.failed, f"internal error: {type(exc).__name__}: {exc}", None
         finally:
             heart.stop()
-        commit_events(runs.finish_run, run_id, status, reason, result)
-        return status.value
+        ended = commit_events(runs.finish_run, run_id, status, reason, result)
+        return ended[0].type if ended else "already ended"
     finally:
         try:
             lock.release()

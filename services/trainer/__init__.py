@@ -1,0 +1,1 @@
+"""The trainer service: a Celery worker on the `training` queue."""

@@ -1,0 +1,90 @@
+"""Live events: SSE and WebSocket, resumable, once each and in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+from tests.helpers import wait_terminal
+
+TYPES = ["run.queued", "run.started", "step.started", "step.completed", "run.succeeded"]
+
+
+def _sse(api: httpx.Client, run_id: str, headers: dict | None = None) -> list[tuple[int, str, dict]]:
+    out, ev_id, ev_type = [], None, None
+    with api.stream("GET", f"/api/v1/runs/{run_id}/events", headers=headers or {}) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("id:"):
+                ev_id = int(line[3:].strip())
+            elif line.startswith("event:"):
+                ev_type = line[6:].strip()
+            elif line.startswith("data:"):
+                data = json.loads(line[5:])
+                assert data["id"] == ev_id and data["type"] == ev_type
+                out.append((ev_id, ev_type, data))
+    return out
+
+
+@pytest.fixture
+def finished_run(api, pages) -> str:
+    run = api.post("/api/v1/runs", json={"task": "events", "start_url": pages.url + "/index.html"}).json()
+    assert wait_terminal(api, run["id"])["status"] == "succeeded"
+    return run["id"]
+
+
+def test_sse_live_stream_sees_every_event_in_order_and_ends(api, pages) -> None:
+    run = api.post("/api/v1/runs", json={"task": "live", "start_url": pages.url + "/slow?ms=1500"}).json()
+    events = _sse(api, run["id"])  # opened while the run is queued/running: live path
+    assert [e[1] for e in events] == TYPES
+    assert [e[0] for e in events] == [1, 2, 3, 4, 5]
+    step = events[3][2]["payload"]
+    assert step["observation"]["title"] == "Slow page 1500" and step["has_screenshot"] is True
+    assert all(e[2]["ts"] and e[2]["run_id"] == run["id"] for e in events)
+
+
+def test_sse_resumes_after_last_event_id(api, finished_run) -> None:
+    events = _sse(api, finished_run, headers={"Last-Event-ID": "2"})
+    assert [e[0] for e in events] == [3, 4, 5]
+    assert [e[0] for e in _sse(api, finished_run, headers={"Last-Event-ID": "5"})] == []
+    resp = api.get(f"/api/v1/runs/{finished_run}/events", headers={"Last-Event-ID": "banana"})
+    assert resp.status_code == 422
+
+
+async def _ws_collect(url: str) -> tuple[list[dict], int]:
+    got = []
+    async with websockets.connect(url) as ws:
+        try:
+            while True:
+                got.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+        except websockets.ConnectionClosed as closed:
+            return got, closed.rcvd.code if closed.rcvd else -1
+    return got, -1
+
+
+def _ws_url(stack, run_id: str, **params) -> str:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return stack.base_url.replace("http", "ws") + f"/api/v1/runs/{run_id}/ws?{query}"
+
+
+def test_ws_resumes_with_after_and_closes_normally(stack, api, finished_run) -> None:
+    got, code = asyncio.run(_ws_collect(_ws_url(stack, finished_run, after=3, token=stack.token)))
+    assert [e["id"] for e in got] == [4, 5] and got[-1]["type"] == "run.succeeded"
+    assert code == 1000
+
+
+def test_ws_live_run_from_start(stack, api, pages) -> None:
+    run = api.post("/api/v1/runs", json={"task": "ws", "start_url": pages.url + "/slow?ms=1000"}).json()
+    got, code = asyncio.run(_ws_collect(_ws_url(stack, run["id"], token=stack.token)))
+    assert [e["type"] for e in got] == TYPES and code == 1000
+
+
+def test_ws_refuses_bad_token_unknown_run_and_bad_after(stack, finished_run) -> None:
+    assert asyncio.run(_ws_collect(_ws_url(stack, finished_run, token="wrong")))[1] == 4401
+    assert asyncio.run(_ws_collect(_ws_url(stack, finished_run)))[1] == 4401
+    assert asyncio.run(_ws_collect(_ws_url(stack, "nope", token=stack.token)))[1] == 4404
+    assert asyncio.run(_ws_collect(_ws_url(stack, finished_run, token=stack.token, after=-1)))[1] == 4422

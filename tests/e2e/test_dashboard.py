@@ -1,0 +1,47 @@
+"""Journey J1 in a real browser: the dashboard submits a run and shows it live with a screenshot."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from services.worker.browser import CHROMIUM_ARGS
+
+
+@pytest.fixture(scope="module")
+def page():
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield browser.new_page(viewport={"width": 1280, "height": 900})
+        browser.close()
+
+
+def test_dashboard_runs_a_task_live(stack, pages, page) -> None:
+    page.goto(stack.base_url + "/")
+    expect(page.locator("#health")).to_contain_text("healthy", timeout=10_000)
+    page.fill("#token", "wrong-token")
+    page.click("#save-token")
+    expect(page.locator("#error")).to_contain_text("401", timeout=10_000)
+
+    page.fill("#token", stack.token)
+    page.click("#save-token")
+    page.fill("#task", "capture the test page")
+    page.fill("#start-url", pages.url + "/index.html")
+    page.click("#submit-run")
+
+    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#events [data-event-id]")).to_have_count(5)
+    shot = page.locator("img.step-shot").first
+    expect(shot).to_be_visible(timeout=10_000)
+    assert page.evaluate("(img) => img.naturalWidth", shot.element_handle()) > 100
+    expect(page.locator("#runs [data-run-id]").first).to_be_visible()
+
+
+def test_dashboard_shows_validation_errors(stack, page) -> None:
+    page.goto(stack.base_url + "/")
+    page.fill("#token", stack.token)
+    page.click("#save-token")
+    page.fill("#task", "bad url")
+    page.fill("#start-url", "ftp://example.test/")
+    page.click("#submit-run")
+    expect(page.locator("#error")).to_contain_text("not allowed", timeout=10_000)

@@ -137,7 +137,7 @@ def _run_steps(
     if heart.cancel_requested.is_set():
         return RunStatus.cancelled, runs.CANCELLED_BY_USER, None
     if step["error"]:
-        return RunStatus.failed, f"navigation failed: {step['error']}", None
+        return RunStatus.failed, step["error"], None
     title = step["observation"].get("title") or ""
     return RunStatus.succeeded, "navigate-and-capture complete", title
 
@@ -151,16 +151,16 @@ def navigate_and_capture(run_id: str, index: int, page: Page, url: str, settings
     try:
         page.goto(url, wait_until="load")
     except PlaywrightError as exc:
-        error = exc.message.splitlines()[0] if exc.message else str(exc)
+        error = f"navigation failed: {_first_line(exc)}"
     t1 = time.perf_counter()
     try:
         observation = {"url": page.url, "title": page.title()}
         shot_rel = Path("artifacts") / "runs" / run_id / f"step-{index:04d}.png"
         shot_abs = settings.workspace_dir / shot_rel
         shot_abs.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(shot_abs))
+        _screenshot(page, shot_abs)
     except PlaywrightError as exc:
-        error = error or (exc.message.splitlines()[0] if exc.message else str(exc))
+        error = error or f"capture failed: {_first_line(exc)}"
         shot_rel = None
     t2 = time.perf_counter()
     timings = {"navigate": round((t1 - t0) * 1000, 2), "capture": round((t2 - t1) * 1000, 2)}
@@ -177,3 +177,16 @@ def navigate_and_capture(run_id: str, index: int, page: Page, url: str, settings
     commit_events(_record)
     STEP_SECONDS.observe(get_redis(), time.perf_counter() - t0)
     return {"observation": observation, "error": error}
+
+
+def _first_line(exc: PlaywrightError) -> str:
+    return (exc.message or str(exc)).splitlines()[0]
+
+
+def _screenshot(page: Page, path: Path) -> None:
+    """PNG screenshot; Chromium under load sometimes refuses the first capture, so try twice."""
+    try:
+        page.screenshot(path=str(path))
+    except PlaywrightError:
+        time.sleep(0.2)
+        page.screenshot(path=str(path))

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from sparkpilot.auth import user_for_token
 from sparkpilot.db.models import User
-from sparkpilot.db.session import get_sessionmaker
+from sparkpilot.db.session import session_scope
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.settings import GatewaySettings, get_gateway_settings
 
@@ -24,15 +24,8 @@ class Unauthorized(SparkpilotError):
 
 def get_db() -> Iterator[Session]:
     """A session per request; commits when the handler returns."""
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def bearer_token(authorization: str | None) -> str | None:

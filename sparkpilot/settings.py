@@ -36,6 +36,8 @@ class CommonSettings(BaseSettings):
     inference_model: str = "smollm2-135m-instruct"
     inference_timeout_s: float = 120.0
     inference_retries: int = 3
+    max_loras: int = 2
+    max_lora_rank: int = 8
     log_level: str = "INFO"
 
     @property
@@ -101,8 +103,6 @@ class InferenceSettings(CommonSettings):
     model_dir: Path = ROOT / "workspace" / "models" / "smollm2-135m-instruct"
     dtype: str = "float32"
     max_model_len: int = 2048
-    max_loras: int = 2
-    max_lora_rank: int = 8
     kvcache_gb: int = 2
     cpu_threads: int = 2
 

@@ -149,3 +149,47 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdapterStatus(str, enum.Enum):
+    """Where a registered LoRA adapter stands on the model server."""
+
+    registered = "registered"
+    loaded = "loaded"
+    failed = "failed"
+
+
+class Adapter(Base):
+    """One version of a LoRA adapter; served to vLLM as `name@vN`."""
+
+    __tablename__ = "adapters"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(Text)
+    rank: Mapped[int] = mapped_column(Integer)
+    status: Mapped[AdapterStatus] = mapped_column(
+        Enum(AdapterStatus, native_enum=False, length=20), default=AdapterStatus.registered
+    )
+    source: Mapped[str] = mapped_column(String(200), default="api")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    @property
+    def served_name(self) -> str:
+        """The LoRA name vLLM knows it by."""
+        return f"{self.name}@v{self.version}"
+
+
+class AdapterAlias(Base):
+    """Which version of an adapter name takes traffic; rollback moves it back."""
+
+    __tablename__ = "adapter_aliases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,121 @@
+"""Model registry and direct inference: base model, versioned LoRA adapters, LRU-loaded into vLLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from services.gateway.deps import DB, CurrentUser, Settings
+from sparkpilot import registry
+from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus
+from sparkpilot.errors import NotFound
+from sparkpilot.policy import PolicyClient
+from sparkpilot.redis_client import get_redis
+from sparkpilot.schemas import AdapterCreate, CachePublic, InferenceRequest, InferenceResult, ModelPublic
+from sparkpilot.settings import GatewaySettings
+
+router = APIRouter(prefix="/api/v1", tags=["models"])
+
+
+def _cache(settings: GatewaySettings) -> registry.AdapterCache:
+    return registry.AdapterCache(settings.inference_url, settings.max_loras, get_redis(), settings.inference_timeout_s)
+
+
+def _lock(settings: GatewaySettings):  # noqa: ANN202
+    # One registry mutation at a time across gateway processes: the LRU bookkeeping is not atomic.
+    return get_redis().lock(settings.key("models", "lock"), timeout=300, blocking_timeout=300)
+
+
+def _public(row: Adapter, current: bool) -> ModelPublic:
+    return ModelPublic(name=row.served_name, kind="adapter", version=row.version, base=row.base_model,
+                       status=row.status.value, current=current, rank=row.rank, source=row.source,
+                       created_at=row.created_at, last_used_at=row.last_used_at, error=row.error)
+
+
+@router.get("/models", response_model=list[ModelPublic])
+def list_models(db: DB, _user: CurrentUser, settings: Settings) -> list[ModelPublic]:
+    """The base model and every registered adapter version."""
+    aliases = {a.name: a.version for a in db.scalars(select(AdapterAlias))}
+    rows = db.scalars(select(Adapter).order_by(Adapter.name, Adapter.version)).all()
+    base = ModelPublic(name=settings.inference_model, kind="base", status="loaded", current=True, source="embedded")
+    return [base, *(_public(r, aliases.get(r.name) == r.version) for r in rows)]
+
+
+@router.post("/models/adapters", status_code=201, response_model=ModelPublic)
+def register_adapter(body: AdapterCreate, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+    """Register the next version of an adapter folder (validated; 422 with the reason otherwise)."""
+    with _lock(settings):
+        row = registry.register(db, body.name, Path(body.path), settings.inference_model, settings.max_lora_rank,
+                                body.source)
+        db.commit()
+    return _public(row, True)
+
+
+@router.post("/models/adapters/{ref}/load", response_model=ModelPublic)
+def load_adapter(ref: str, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+    """Load an adapter (NAME or NAME@vN) into vLLM, evicting the least recently used past max_loras."""
+    with _lock(settings):
+        row = registry.resolve(db, ref)
+        try:
+            _cache(settings).load(db, row)
+        finally:
+            db.commit()
+    return _public(row, registry.resolve(db, row.name).version == row.version)
+
+
+@router.post("/models/adapters/{ref}/unload", response_model=ModelPublic)
+def unload_adapter(ref: str, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+    """Unload an adapter from vLLM; it stays registered."""
+    with _lock(settings):
+        row = registry.resolve(db, ref)
+        _cache(settings).unload(db, row)
+        db.commit()
+    return _public(row, registry.resolve(db, row.name).version == row.version)
+
+
+@router.post("/models/adapters/{name}/rollback", response_model=ModelPublic)
+def rollback_adapter(name: str, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+    """Point NAME's traffic at its previous version."""
+    with _lock(settings):
+        row = registry.rollback(db, name)
+        db.commit()
+    return _public(row, True)
+
+
+@router.get("/models/cache", response_model=CachePublic)
+def cache_state(db: DB, _user: CurrentUser, settings: Settings) -> CachePublic:
+    """Loaded adapters and the cache counters."""
+    loaded = db.scalars(select(Adapter).where(Adapter.status == AdapterStatus.loaded)
+                        .order_by(Adapter.last_used_at.desc())).all()
+    return CachePublic(max_loras=settings.max_loras, loaded=[r.served_name for r in loaded], **_cache(settings).stats())
+
+
+@router.post("/inference", response_model=InferenceResult)
+async def direct_inference(body: InferenceRequest, _user: CurrentUser, settings: Settings) -> InferenceResult:
+    """One completion from the base model, a named model, or an adapter (loaded on demand)."""
+    from starlette.concurrency import run_in_threadpool
+
+    served, adapter = settings.inference_model, None
+    if body.model and body.model != settings.inference_model:
+        raise NotFound(f"model {body.model!r} is not served; GET /api/v1/models lists what is", code="model_not_found")
+    if body.adapter:
+        served = adapter = await run_in_threadpool(_ensure_loaded, body.adapter, settings)
+    messages = body.messages or [{"role": "user", "content": body.prompt}]
+    async with PolicyClient(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
+                            settings.inference_retries) as client:
+        out = await client.complete(messages, model=served, max_tokens=body.max_tokens, temperature=body.temperature)
+    m = out.metrics
+    return InferenceResult(text=out.text, model=m.model, adapter=adapter, latency_ms=m.latency_ms, ttft_ms=m.ttft_ms,
+                           prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
+                           finish_reason=out.finish_reason)
+
+
+def _ensure_loaded(ref: str, settings: GatewaySettings) -> str:
+    from sparkpilot.db.session import session_scope
+
+    with _lock(settings), session_scope() as s:
+        row = registry.resolve(s, ref)
+        _cache(settings).load(s, row)
+        return row.served_name

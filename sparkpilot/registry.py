@@ -1,0 +1,183 @@
+"""The model registry: versioned LoRA adapters, runtime loading into vLLM with LRU eviction, rollback.
+
+Adapters are served to vLLM as `name@vN`; a plain `name` means the version its alias points at
+(the newest registered, until a rollback moves it back).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, utcnow
+from sparkpilot.errors import Conflict, InvalidInput, NotFound
+from sparkpilot.policy import InferenceError, InferenceUnavailable
+from sparkpilot.settings import get_settings
+
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+
+
+@dataclass
+class AdapterCheck:
+    """What validation learned from an adapter folder."""
+
+    rank: int
+    base_model: str
+
+
+def check_adapter_dir(path: Path, base_model: str, max_rank: int) -> AdapterCheck:
+    """Validate a PEFT LoRA folder for this server, or raise InvalidInput saying why."""
+    if not path.is_absolute():
+        raise InvalidInput(f"adapter path must be absolute: {path}", code="adapter_invalid")
+    config_file = path / "adapter_config.json"
+    if not config_file.is_file():
+        raise InvalidInput(f"{path} has no adapter_config.json", code="adapter_invalid")
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"adapter_config.json is not valid JSON: {exc}", code="adapter_invalid") from exc
+    if str(config.get("peft_type", "")).upper() != "LORA":
+        raise InvalidInput(f"peft_type is {config.get('peft_type')!r}, only LORA is served", code="adapter_invalid")
+    if not any((path / f).is_file() for f in WEIGHT_FILES):
+        raise InvalidInput(f"{path} has no adapter weights ({' or '.join(WEIGHT_FILES)})", code="adapter_invalid")
+    rank = int(config.get("r") or 0)
+    if not 0 < rank <= max_rank:
+        raise InvalidInput(f"adapter rank {rank} is above the server's max LoRA rank {max_rank}", code="adapter_rank")
+    declared = str(config.get("base_model_name_or_path") or "")
+    if not _same_base(declared, base_model):
+        raise InvalidInput(f"adapter base model {declared!r} does not match the served base {base_model!r}",
+                           code="adapter_base_mismatch")
+    return AdapterCheck(rank=rank, base_model=declared)
+
+
+def _same_base(declared: str, base_model: str) -> bool:
+    """A base matches by name (any path ending in it) or by the served model's folder name."""
+    names = {base_model.lower(), Path(base_model).name.lower()}
+    return bool(declared) and (declared.lower() in names or Path(declared).name.lower() in names)
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """'name' → (name, None); 'name@v3' → (name, 3)."""
+    name, sep, ver = ref.partition("@")
+    if not sep:
+        return name, None
+    if not (ver.startswith("v") and ver[1:].isdigit()):
+        raise InvalidInput(f"bad adapter reference {ref!r}; use NAME or NAME@vN", code="adapter_ref")
+    return name, int(ver[1:])
+
+
+def resolve(session: Session, ref: str) -> Adapter:
+    """The adapter version `ref` names (plain names follow their alias)."""
+    name, version = parse_ref(ref)
+    if version is None:
+        alias = session.get(AdapterAlias, name)
+        version = alias.version if alias else None
+    row = session.scalar(select(Adapter).where(Adapter.name == name, Adapter.version == version)) if version else None
+    if row is None:
+        raise NotFound(f"adapter {ref!r} not found", code="adapter_not_found")
+    return row
+
+
+def register(session: Session, name: str, path: Path, base_model: str, max_rank: int, source: str) -> Adapter:
+    """Validate and add the next version of `name`; the alias moves to it."""
+    check = check_adapter_dir(path, base_model, max_rank)
+    latest = session.scalar(select(func.max(Adapter.version)).where(Adapter.name == name)) or 0
+    row = Adapter(name=name, version=latest + 1, base_model=check.base_model, path=str(path), rank=check.rank,
+                  source=source)
+    session.add(row)
+    _point_alias(session, name, row.version)
+    session.flush()
+    return row
+
+
+def _point_alias(session: Session, name: str, version: int) -> None:
+    alias = session.get(AdapterAlias, name)
+    if alias is None:
+        session.add(AdapterAlias(name=name, version=version))
+    else:
+        alias.version, alias.updated_at = version, utcnow()
+
+
+def rollback(session: Session, name: str) -> Adapter:
+    """Point `name` at the newest version older than the current one that has not failed."""
+    current = resolve(session, name)
+    previous = session.scalar(
+        select(Adapter)
+        .where(Adapter.name == name, Adapter.version < current.version, Adapter.status != AdapterStatus.failed)
+        .order_by(Adapter.version.desc())
+    )
+    if previous is None:
+        raise Conflict(f"adapter {name!r} has no earlier version to roll back to", code="no_previous_version")
+    _point_alias(session, name, previous.version)
+    session.flush()
+    return previous
+
+
+class AdapterCache:
+    """Keeps loaded adapters within max_loras on the vLLM server, evicting the least recently used."""
+
+    def __init__(self, vllm_base: str, max_loras: int, client: redis.Redis, timeout_s: float = 120.0) -> None:
+        self.vllm_base = vllm_base.rstrip("/").removesuffix("/v1")
+        self.max_loras = max_loras
+        self.redis = client
+        self.timeout_s = timeout_s
+
+    @property
+    def _stats_key(self) -> str:
+        return get_settings().key("models", "cache")
+
+    def stats(self) -> dict[str, int]:
+        """Hit, miss and eviction counters."""
+        raw = self.redis.hgetall(self._stats_key)
+        return {k: int(raw.get(k.encode(), 0)) for k in ("hits", "misses", "evictions")}
+
+    def _count(self, what: str) -> None:
+        self.redis.hincrby(self._stats_key, what, 1)
+
+    def _post(self, path: str, body: dict) -> None:
+        try:
+            resp = httpx.post(self.vllm_base + path, json=body, timeout=self.timeout_s)
+        except httpx.TransportError as exc:
+            raise InferenceUnavailable(f"model server unreachable: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 500:
+            raise InferenceUnavailable(f"model server error {resp.status_code}: {resp.text[:300]}")
+        if resp.status_code >= 400:
+            raise InferenceError(f"{path} refused: {resp.text[:500]}")
+
+    def load(self, session: Session, row: Adapter) -> bool:
+        """Make sure `row` is loaded (evicting LRU ones past max_loras); True on a cache hit."""
+        row.last_used_at = utcnow()
+        if row.status is AdapterStatus.loaded:
+            self._count("hits")
+            session.flush()
+            return True
+        self._count("misses")
+        loaded = session.scalars(
+            select(Adapter).where(Adapter.status == AdapterStatus.loaded).order_by(Adapter.last_used_at.asc())
+        ).all()
+        for victim in loaded[: max(0, len(loaded) - self.max_loras + 1)]:
+            self.unload(session, victim)
+            self._count("evictions")
+        try:
+            self._post("/v1/load_lora_adapter", {"lora_name": row.served_name, "lora_path": row.path})
+        except InferenceError as exc:
+            row.status, row.error = AdapterStatus.failed, exc.message
+            session.flush()
+            raise
+        row.status, row.error = AdapterStatus.loaded, None
+        session.flush()
+        return False
+
+    def unload(self, session: Session, row: Adapter) -> None:
+        """Unload `row` from the server (a no-op if it is not loaded)."""
+        if row.status is AdapterStatus.loaded:
+            self._post("/v1/unload_lora_adapter", {"lora_name": row.served_name})
+        if row.status is not AdapterStatus.failed:
+            row.status = AdapterStatus.registered
+        session.flush()

@@ -3,13 +3,15 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KNOWN_SUITES="platform"
+KNOWN_SUITES="platform inference"
 
 usage() {
   echo "usage: scripts/benchmark.sh SUITE [options]" >&2
   echo "known suites: ${KNOWN_SUITES}" >&2
   echo "  platform  concurrent runs through gateway + worker: event latency, queue-to-start, throughput" >&2
   echo "            [--runs 50] [--url URL] [--token TOKEN] [--base-url http://127.0.0.1:8000]" >&2
+  echo "  inference tokens/s at 1 and 8 concurrent requests, TTFT, gateway overhead vs direct vLLM" >&2
+  echo "            [--requests 8] [--max-tokens 64] [--token TOKEN] [--base-url URL]" >&2
 }
 
 if [[ $# -lt 1 ]]; then
@@ -28,6 +30,9 @@ shift
 case "${suite}" in
   platform)
     exec "${PYTHON}" "${ROOT}/scripts/bench_platform.py" "$@"
+    ;;
+  inference)
+    exec "${PYTHON}" "${ROOT}/scripts/bench_inference.py" "$@"
     ;;
   -h|--help|help)
     usage

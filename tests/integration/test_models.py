@@ -142,3 +142,15 @@ def test_inference_down_is_503_and_health_degraded(base_env, tmp_path) -> None:
         assert health["status"] == "degraded" and health["checks"]["inference"].startswith("down")
     finally:
         gw.stop()
+
+
+def test_adapter_the_server_forgot_is_reloaded(api, stack, adapter_dirs) -> None:
+    api.post("/api/v1/models/adapters", json={"name": "forgot", "path": str(adapter_dirs["c"])})
+    assert api.post("/api/v1/models/adapters/forgot/load").json()["status"] == "loaded"
+    vllm_base = stack.env["SPARKPILOT_INFERENCE_URL"].removesuffix("/v1")
+    httpx.post(vllm_base + "/v1/unload_lora_adapter", json={"lora_name": "forgot@v1"}, timeout=30).raise_for_status()
+    misses = api.get("/api/v1/models/cache").json()["misses"]
+    out = api.post("/api/v1/inference", json={"prompt": "hi", "adapter": "forgot", "max_tokens": 4})
+    assert out.status_code == 200, out.text
+    assert api.get("/api/v1/models/cache").json()["misses"] == misses + 1
+    assert "forgot@v1" in _vllm_models(stack)

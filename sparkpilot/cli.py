@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 
@@ -41,6 +43,33 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply Alembic migrations to DATABASE_URL."""
     migrate.upgrade(revision=revision)
     console.print(f"database at {get_settings().database_url.split('@')[-1]} is at {revision}")
+
+
+export_app = typer.Typer(help="Export data.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("trajectories")
+def export_trajectories(
+    out: Path = typer.Option(..., "--out", help="JSONL file to write"),
+    status: str = typer.Option("succeeded", help="run status to export, or 'all'"),
+) -> None:
+    """Write one JSON line per step of every run with STATUS (the trainer's input)."""
+    from sparkpilot.db.models import RunStatus
+    from sparkpilot.trajectory import iter_records
+
+    try:
+        wanted = None if status == "all" else RunStatus(status)
+    except ValueError:
+        console.print(f"[red]--status must be one of {', '.join(s.value for s in RunStatus)} or all[/red]")
+        raise typer.Exit(2) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with session_scope() as s, out.open("w") as fh:
+        for record in iter_records(s, wanted):
+            fh.write(record.model_dump_json() + "\n")
+            count += 1
+    console.print(f"wrote {count} step records to {out}")
 
 
 @models_app.command("prepare")

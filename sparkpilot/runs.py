@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -23,7 +24,13 @@ CANCELLED_BY_USER = "cancelled by user"
 
 def create_run(session: Session, user: User, body: RunCreate) -> tuple[Run, list[EventPublic]]:
     """Insert a queued run and its run.queued event (caller commits, then enqueues)."""
-    run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps)
+    allowed = body.allowed_domains
+    if allowed is None:  # by default the run stays on its start URL's site
+        host = urlsplit(body.start_url or "").hostname
+        allowed = [host] if host else ([body.start_url.rsplit("/", 1)[0] + "/"] if body.start_url else [])
+    policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {})}
+    run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps, policy=policy,
+              allowed_domains=allowed)
     session.add(run)
     session.flush()
     ev = add_event(session, run.id, "run.queued", {"task": run.task, "start_url": run.start_url})

@@ -30,11 +30,22 @@ class RunCreate(BaseModel):
     task: str = Field(min_length=1, max_length=10_000)
     start_url: str | None = Field(default=None, max_length=4096)
     max_steps: int = Field(default=30, ge=1, le=200)
+    policy: Literal["model", "replay"] = "model"
+    actions: list[dict[str, Any] | str] | None = Field(default=None, max_length=500)
+    allowed_domains: list[str] | None = Field(default=None, max_length=50)
 
     @field_validator("start_url")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _replay_needs_actions(self) -> "RunCreate":
+        if self.policy == "replay" and not self.actions:
+            raise ValueError("policy 'replay' needs a non-empty actions list")
+        if self.policy == "model" and self.actions:
+            raise ValueError("actions are only for policy 'replay'")
+        return self
 
 
 class RunPublic(BaseModel):
@@ -49,6 +60,8 @@ class RunPublic(BaseModel):
     max_steps: int
     reason: str | None
     result: str | None
+    policy: dict[str, Any]
+    allowed_domains: list[str]
     cancel_requested: bool
     attempts: int
     created_at: datetime

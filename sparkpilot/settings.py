@@ -92,6 +92,11 @@ class WorkerSettings(CommonSettings):
     heartbeat_s: float = 2.0
     max_attempts: int = 3
     concurrency: int = 2
+    agent_max_failures: int = 3
+    agent_screenshot: bool = True
+    agent_aria: bool = True
+    agent_token_budget: int = 1500
+    agent_max_tokens: int = 200
 
 
 class InferenceSettings(CommonSettings):

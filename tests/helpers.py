@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+# A scripted policy that finishes at once: for tests about the platform, not the model.
+FINISH = {"policy": "replay", "actions": [{"name": "finish", "answer": "ok"}]}
 PAGES = Path(__file__).resolve().parent / "pages"
 BIN = Path(sys.executable).parent
 

@@ -1,8 +1,4 @@
-"""Executing one run: lock, claim, heartbeat, the steps, and a terminal state with a reason.
-
-For now the run is a *navigate-and-capture run*: open `start_url`, record one step with a
-screenshot and the page title, finish. The web-agent loop replaces `navigate_and_capture`.
-"""
+"""Executing one run: lock, claim, heartbeat, the agent loop, and a terminal state with a reason."""
 
 from __future__ import annotations
 
@@ -10,23 +6,23 @@ import logging
 import os
 import socket
 import threading
-import time
-from pathlib import Path
 from typing import Any
 
 import redis
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Page
 from redis.exceptions import LockError
+from sqlalchemy import func, select
 
+from services.worker.agent.loop import LoopConfig, run_agent
+from services.worker.agent.policies import ModelPolicy, Policy, ReplayPolicy
 from services.worker.browser import get_browser_pool
+from services.worker.recorder import WorkerHooks, commit_events
 from sparkpilot import runs
-from sparkpilot.db.models import RunStatus, Step
+from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
-from sparkpilot.events import add_event, publish
-from sparkpilot.metrics import QUEUE_WAIT_SECONDS, STEP_SECONDS
+from sparkpilot.events import publish
+from sparkpilot.metrics import QUEUE_WAIT_SECONDS
 from sparkpilot.redis_client import get_redis
-from sparkpilot.schemas import EventPublic
 from sparkpilot.settings import WorkerSettings, get_worker_settings
 
 log = logging.getLogger(__name__)
@@ -68,18 +64,6 @@ class Heartbeat(threading.Thread):
         self._stop_evt.set()
 
 
-def commit_events(fn, *args: Any) -> list[EventPublic]:  # noqa: ANN001
-    """Run `fn(session, *args)` in a transaction, then publish the events it returned."""
-    with session_scope() as s:
-        events = fn(s, *args)
-    publish(get_redis(), events)
-    return events
-
-
-def _emit(session, run_id: str, type_: str, payload: dict) -> list[EventPublic]:  # noqa: ANN001
-    return [add_event(session, run_id, type_, payload)]  # type: ignore[arg-type]
-
-
 def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
     """Execute a run end to end; returns what happened ('succeeded', 'skipped', ...)."""
     settings = settings or get_worker_settings()
@@ -106,7 +90,7 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
         heart = Heartbeat(run_id, lock, settings)
         heart.start()
         try:
-            status, reason, result = _run_steps(claim.run.id, claim.run.start_url, settings, heart)
+            status, reason, result = _run_steps(claim.run, settings, heart)
         except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
             log.exception("run %s crashed", run_id)
             status, reason, result = RunStatus.failed, f"internal error: {type(exc).__name__}: {exc}", None
@@ -121,72 +105,35 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
             pass
 
 
-def _run_steps(
-    run_id: str, start_url: str | None, settings: WorkerSettings, heart: Heartbeat
-) -> tuple[RunStatus, str, str | None]:
-    """The navigate-and-capture run: one step, then a terminal (status, reason, result)."""
+def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[RunStatus, str, str | None]:
+    """The agent run: open start_url, then the agent loop until a terminal (status, reason, result)."""
     if heart.cancel_requested.is_set():
         return RunStatus.cancelled, runs.CANCELLED_BY_USER, None
-    context = get_browser_pool(settings).new_context()
+    pool = get_browser_pool(settings)
+    with session_scope() as s:
+        done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
+    policy = make_policy(run.policy, settings)
+    hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url)
     try:
-        page = context.new_page()
-        step = navigate_and_capture(run_id, 0, page, start_url or "about:blank", settings)
+        page = hooks.open()
+        if run.start_url:
+            try:
+                page.goto(run.start_url, wait_until="load")
+            except PlaywrightError as exc:
+                return RunStatus.failed, f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}", None
+        cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
+                         allowed=run.allowed_domains, screenshot=settings.agent_screenshot, aria=settings.agent_aria,
+                         token_budget=settings.agent_token_budget)
+        outcome = run_agent(page, policy, run.task, hooks, cfg, start_index=done_steps)
     finally:
-        context.close()  # a cancelled or failed run never keeps its browser context
-    heart.beat()
-    if heart.cancel_requested.is_set():
-        return RunStatus.cancelled, runs.CANCELLED_BY_USER, None
-    if step["error"]:
-        return RunStatus.failed, step["error"], None
-    title = step["observation"].get("title") or ""
-    return RunStatus.succeeded, "navigate-and-capture complete", title
+        policy.close()
+        hooks.close()  # a cancelled or failed run never keeps its browser context
+    return RunStatus(outcome.status), outcome.reason, outcome.result
 
 
-def navigate_and_capture(run_id: str, index: int, page: Page, url: str, settings: WorkerSettings) -> dict[str, Any]:
-    """Open `url`, screenshot it and record the step (row + events); returns the step's fields."""
-    action = {"name": "goto", "url": url}
-    commit_events(_emit, run_id, "step.started", {"index": index, "action": action})
-    t0 = time.perf_counter()
-    error, observation, shot_rel = None, {}, None
-    try:
-        page.goto(url, wait_until="load")
-    except PlaywrightError as exc:
-        error = f"navigation failed: {_first_line(exc)}"
-    t1 = time.perf_counter()
-    try:
-        observation = {"url": page.url, "title": page.title()}
-        shot_rel = Path("artifacts") / "runs" / run_id / f"step-{index:04d}.png"
-        shot_abs = settings.workspace_dir / shot_rel
-        shot_abs.parent.mkdir(parents=True, exist_ok=True)
-        _screenshot(page, shot_abs)
-    except PlaywrightError as exc:
-        error = error or f"capture failed: {_first_line(exc)}"
-        shot_rel = None
-    t2 = time.perf_counter()
-    timings = {"navigate": round((t1 - t0) * 1000, 2), "capture": round((t2 - t1) * 1000, 2)}
-
-    def _record(session) -> list[EventPublic]:  # noqa: ANN001
-        timings["persist"] = round((time.perf_counter() - t2) * 1000, 2)
-        timings["total"] = round((time.perf_counter() - t0) * 1000, 2)
-        session.add(Step(run_id=run_id, index=index, action=action, observation=observation,
-                         timings_ms=timings, error=error, screenshot_path=str(shot_rel) if shot_rel else None))
-        payload = {"index": index, "action": action, "observation": observation, "timings_ms": timings,
-                   "error": error, "has_screenshot": shot_rel is not None}
-        return [add_event(session, run_id, "step.completed", payload)]
-
-    commit_events(_record)
-    STEP_SECONDS.observe(get_redis(), time.perf_counter() - t0)
-    return {"observation": observation, "error": error}
-
-
-def _first_line(exc: PlaywrightError) -> str:
-    return (exc.message or str(exc)).splitlines()[0]
-
-
-def _screenshot(page: Page, path: Path) -> None:
-    """PNG screenshot; Chromium under load sometimes refuses the first capture, so try twice."""
-    try:
-        page.screenshot(path=str(path))
-    except PlaywrightError:
-        time.sleep(0.2)
-        page.screenshot(path=str(path))
+def make_policy(spec: dict, settings: WorkerSettings) -> Policy:
+    """The run's policy: the served model (default) or a scripted replay."""
+    if spec.get("type") == "replay":
+        return ReplayPolicy(spec.get("actions") or [])
+    return ModelPolicy(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
+                       settings.inference_retries, max_tokens=settings.agent_max_tokens)

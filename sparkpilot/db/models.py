@@ -105,6 +105,8 @@ class Run(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    allowed_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
@@ -132,6 +134,8 @@ class Step(Base):
     timings_ms: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     screenshot_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prompt: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    raw_output: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="steps")

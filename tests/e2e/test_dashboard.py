@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -25,12 +27,14 @@ def test_dashboard_runs_a_task_live(stack, pages, page) -> None:
 
     page.fill("#token", stack.token)
     page.click("#save-token")
-    page.fill("#task", "capture the test page")
+    page.fill("#task", "read the title of the test page")
     page.fill("#start-url", pages.url + "/index.html")
+    page.fill("#max-steps", "2")
     page.click("#submit-run")
 
-    expect(page.locator("#run-status")).to_have_text("succeeded", timeout=60_000)
-    expect(page.locator("#events [data-event-id]")).to_have_count(5)
+    # The real (tiny) model drives this run: any terminal status is fine, the live view is what is tested.
+    expect(page.locator("#run-status")).to_have_text(re.compile("succeeded|failed"), timeout=120_000)
+    assert page.locator("#events [data-event-id]").count() >= 5
     shot = page.locator("img.step-shot").first
     expect(shot).to_be_visible(timeout=10_000)
     assert page.evaluate("(img) => img.naturalWidth", shot.element_handle()) > 100

@@ -7,7 +7,7 @@ import subprocess
 import httpx
 import pytest
 
-from tests.helpers import BIN, ROOT, PAGES, wait_terminal
+from tests.helpers import FINISH, BIN, ROOT, PAGES, wait_terminal
 
 
 def _error(resp: httpx.Response, status: int) -> dict:
@@ -30,42 +30,58 @@ def test_everything_but_health_needs_a_token(stack, path) -> None:
     assert _error(bad, 401)["code"] == "unauthorized"
 
 
-def test_navigate_and_capture_run_records_a_step_with_screenshot(api, pages) -> None:
-    resp = api.post("/api/v1/runs", json={"task": "capture the page", "start_url": pages.url + "/index.html"})
+def test_replay_run_records_every_step_with_screenshot_and_trajectory(api, pages) -> None:
+    script = [{"name": "scroll", "dx": 0, "dy": 200}, "this is not an action", {"name": "finish", "answer": "seen"}]
+    body = {"task": "look at the page", "start_url": pages.url + "/agent.html", "policy": "replay", "actions": script}
+    resp = api.post("/api/v1/runs", json=body)
     assert resp.status_code == 201, resp.text
     run = resp.json()
     assert run["status"] == "queued" and run["max_steps"] == 30 and run["created_at"]
+    assert run["policy"]["type"] == "replay" and run["allowed_domains"] == ["127.0.0.1"]
     done = wait_terminal(api, run["id"])
-    assert done["status"] == "succeeded", done
-    assert done["result"] == "Sparkpilot test page" and done["reason"]
+    assert (done["status"], done["result"], done["reason"]) == ("succeeded", "seen", "finished"), done
     steps = api.get(f"/api/v1/runs/{run['id']}/steps").json()
-    assert len(steps) == 1
-    step = steps[0]
-    assert step["index"] == 0 and step["action"] == {"name": "goto", "url": pages.url + "/index.html"}
-    assert step["observation"]["title"] == "Sparkpilot test page" and step["error"] is None
-    assert step["timings_ms"]["total"] >= step["timings_ms"]["navigate"] > 0
+    assert [s["index"] for s in steps] == [0, 1, 2]
+    assert steps[0]["action"] == {"name": "scroll", "args": {"dx": 0, "dy": 200}} and steps[0]["error"] is None
+    assert steps[1]["action"] == {} and steps[1]["error"].startswith("could not parse")
+    assert steps[2]["action"]["name"] == "finish"
+    assert steps[0]["observation"]["title"] == "Agent test page" and steps[0]["observation"]["elements"] > 5
+    timings = steps[0]["timings_ms"]
+    assert {"observe", "model", "act", "persist"} <= set(timings) and timings["observe"] > 0
     png = api.get(f"/api/v1/runs/{run['id']}/steps/0/screenshot")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png"
     assert png.content.startswith(b"\x89PNG\r\n\x1a\n") and len(png.content) > 1000
     _error(api.get(f"/api/v1/runs/{run['id']}/steps/7/screenshot"), 404)
+    traj = api.get(f"/api/v1/runs/{run['id']}/trajectory").json()
+    assert len(traj) == 3 and traj[0]["schema_version"] == 1
+    assert traj[0]["messages"][0]["role"] == "system" and "GOAL: look at the page" in traj[0]["messages"][1]["content"]
+    assert traj[0]["target"] == steps[0]["action"] and traj[1]["raw_output"] == "this is not an action"
+    assert traj[2]["outcome"]["run_status"] == "succeeded" and traj[1]["outcome"]["error"]
+
+
+def test_replay_needs_actions_and_model_takes_none(api) -> None:
+    _error(api.post("/api/v1/runs", json={"task": "t", "policy": "replay"}), 422)
+    _error(api.post("/api/v1/runs", json={"task": "t", "actions": [{"name": "finish"}]}), 422)
+    _error(api.post("/api/v1/runs", json={"task": "t", "policy": "telepathy"}), 422)
 
 
 def test_unreachable_start_url_fails_with_reason(api) -> None:
     from tests.helpers import free_port
 
-    run = api.post("/api/v1/runs", json={"task": "t", "start_url": f"http://127.0.0.1:{free_port()}/"}).json()
+    body = {"task": "t", "start_url": f"http://127.0.0.1:{free_port()}/", **FINISH}
+    run = api.post("/api/v1/runs", json=body).json()
     done = wait_terminal(api, run["id"])
     assert done["status"] == "failed"
     assert done["reason"].startswith("navigation failed") and "ERR_CONNECTION_REFUSED" in done["reason"]
-    assert api.get(f"/api/v1/runs/{run['id']}/steps").json()[0]["error"]
+    assert api.get(f"/api/v1/runs/{run['id']}/steps").json() == []
 
 
 def test_allow_listed_file_url_runs_and_others_are_refused(api) -> None:
-    ok = api.post("/api/v1/runs", json={"task": "t", "start_url": f"file://{PAGES}/index.html"})
+    ok = api.post("/api/v1/runs", json={"task": "t", "start_url": f"file://{PAGES}/index.html", **FINISH})
     assert ok.status_code == 201, ok.text
     assert wait_terminal(api, ok.json()["id"])["status"] == "succeeded"
     for url in ("file:///etc/passwd", f"file://{PAGES}/../conftest.py", "javascript:alert(1)", "not a url"):
-        err = _error(api.post("/api/v1/runs", json={"task": "t", "start_url": url}), 422)
+        err = _error(api.post("/api/v1/runs", json={"task": "t", "start_url": url, **FINISH}), 422)
         assert err["code"] in ("url_not_allowed", "invalid_url"), err
 
 
@@ -110,13 +126,13 @@ def test_unknown_ids_are_404(api) -> None:
 
 
 def test_cancelling_a_finished_run_is_409(api, pages) -> None:
-    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/index.html"}).json()
+    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/index.html", **FINISH}).json()
     wait_terminal(api, run["id"])
     assert _error(api.post(f"/api/v1/runs/{run['id']}/cancel"), 409)["code"] == "run_finished"
 
 
 def test_cancel_stops_a_running_run(api, pages) -> None:
-    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=4000"}).json()
+    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=4000", **FINISH}).json()
 
     def running() -> bool:
         return api.get(f"/api/v1/runs/{run['id']}").json()["status"] == "running"
@@ -140,7 +156,7 @@ def _events(api, run_id) -> list[dict]:
 
 
 def test_list_is_paginated_and_filtered_by_status(api, pages) -> None:
-    ids = [api.post("/api/v1/runs", json={"task": f"page {i}", "start_url": pages.url + "/index.html"}).json()["id"]
+    ids = [api.post("/api/v1/runs", json={"task": f"page {i}", "start_url": pages.url + "/index.html", **FINISH}).json()["id"]
            for i in range(3)]
     for i in ids:
         wait_terminal(api, i)
@@ -160,20 +176,20 @@ def test_token_cli_makes_a_user_who_sees_only_their_runs(stack, api, pages) -> N
                          env=stack.env, capture_output=True, text=True, check=True)
     token = out.stdout.strip().splitlines()[-1]
     assert token.startswith("sp_")
-    admin_run = api.post("/api/v1/runs", json={"task": "admin's", "start_url": pages.url + "/index.html"}).json()
+    admin_run = api.post("/api/v1/runs", json={"task": "admin's", "start_url": pages.url + "/index.html", **FINISH}).json()
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}) as carol:
         assert carol.get("/api/v1/runs").json()["total"] == 0
         _error(carol.get(f"/api/v1/runs/{admin_run['id']}"), 404)
         _error(carol.post(f"/api/v1/runs/{admin_run['id']}/cancel"), 404)
         _error(carol.get(f"/api/v1/runs/{admin_run['id']}/steps/0/screenshot"), 404)
-        own = carol.post("/api/v1/runs", json={"task": "carol's", "start_url": pages.url + "/index.html"})
+        own = carol.post("/api/v1/runs", json={"task": "carol's", "start_url": pages.url + "/index.html", **FINISH})
         assert own.status_code == 201
         assert [r["id"] for r in carol.get("/api/v1/runs").json()["items"]] == [own.json()["id"]]
     wait_terminal(api, admin_run["id"])
 
 
 def test_metrics_expose_runs_steps_queue_and_event_latency(api, pages) -> None:
-    run = api.post("/api/v1/runs", json={"task": "m", "start_url": pages.url + "/index.html"}).json()
+    run = api.post("/api/v1/runs", json={"task": "m", "start_url": pages.url + "/index.html", **FINISH}).json()
     wait_terminal(api, run["id"])
     text = api.get("/metrics").text
     assert 'sparkpilot_runs{status="succeeded"}' in text

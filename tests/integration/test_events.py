@@ -9,7 +9,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.helpers import wait_terminal
+from tests.helpers import FINISH, wait_terminal
 
 TYPES = ["run.queued", "run.started", "step.started", "step.completed", "run.succeeded"]
 
@@ -32,13 +32,13 @@ def _sse(api: httpx.Client, run_id: str, headers: dict | None = None) -> list[tu
 
 @pytest.fixture
 def finished_run(api, pages) -> str:
-    run = api.post("/api/v1/runs", json={"task": "events", "start_url": pages.url + "/index.html"}).json()
+    run = api.post("/api/v1/runs", json={"task": "events", "start_url": pages.url + "/index.html", **FINISH}).json()
     assert wait_terminal(api, run["id"])["status"] == "succeeded"
     return run["id"]
 
 
 def test_sse_live_stream_sees_every_event_in_order_and_ends(api, pages) -> None:
-    run = api.post("/api/v1/runs", json={"task": "live", "start_url": pages.url + "/slow?ms=1500"}).json()
+    run = api.post("/api/v1/runs", json={"task": "live", "start_url": pages.url + "/slow?ms=1500", **FINISH}).json()
     events = _sse(api, run["id"])  # opened while the run is queued/running: live path
     assert [e[1] for e in events] == TYPES
     assert [e[0] for e in events] == [1, 2, 3, 4, 5]
@@ -78,7 +78,7 @@ def test_ws_resumes_with_after_and_closes_normally(stack, api, finished_run) -> 
 
 
 def test_ws_live_run_from_start(stack, api, pages) -> None:
-    run = api.post("/api/v1/runs", json={"task": "ws", "start_url": pages.url + "/slow?ms=1000"}).json()
+    run = api.post("/api/v1/runs", json={"task": "ws", "start_url": pages.url + "/slow?ms=1000", **FINISH}).json()
     got, code = asyncio.run(_ws_collect(_ws_url(stack, run["id"], token=stack.token)))
     assert [e["type"] for e in got] == TYPES and code == 1000
 

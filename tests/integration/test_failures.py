@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from sparkpilot.db.migrate import upgrade
-from tests.helpers import Stack, free_port, start_redis, wait_for, wait_terminal
+from tests.helpers import FINISH, Stack, free_port, start_redis, wait_for, wait_terminal
 
 
 def _wait_running(api: httpx.Client, run_id: str) -> dict:
@@ -21,7 +21,7 @@ def _wait_running(api: httpx.Client, run_id: str) -> dict:
 
 
 def test_sigkill_whole_worker_mid_run_ends_failed_worker_lost(stack, api, pages) -> None:
-    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=20000"}).json()
+    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=20000", **FINISH}).json()
     _wait_running(api, run["id"])
     killed_at = time.time()
     stack.kill_worker()
@@ -34,13 +34,13 @@ def test_sigkill_whole_worker_mid_run_ends_failed_worker_lost(stack, api, pages)
     finally:
         stack.start_worker()
     # The restarted worker picks up the redelivered message only to find the run over: it stays failed.
-    new = api.post("/api/v1/runs", json={"task": "after", "start_url": pages.url + "/index.html"}).json()
+    new = api.post("/api/v1/runs", json={"task": "after", "start_url": pages.url + "/index.html", **FINISH}).json()
     assert wait_terminal(api, new["id"])["status"] == "succeeded"
     assert api.get(f"/api/v1/runs/{run['id']}").json()["status"] == "failed"
 
 
 def test_sigkill_pool_child_mid_run_is_redelivered_and_finished(stack, api, pages) -> None:
-    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=3000"}).json()
+    run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=3000", **FINISH}).json()
     running = _wait_running(api, run["id"])
     child_pid = int(_worker_of(stack, run["id"]).rsplit(":", 1)[1])
     assert child_pid != stack.worker.pid
@@ -94,7 +94,7 @@ def private_redis_stack(base_env, tmp_path, pages):
 def test_redis_down_gives_503_and_degraded_then_recovers(private_redis_stack, pages) -> None:
     stack, state = private_redis_stack
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:
-        body = {"task": "t", "start_url": pages.url + "/index.html"}
+        body = {"task": "t", "start_url": pages.url + "/index.html", **FINISH}
         first = api.post("/api/v1/runs", json=body)
         assert first.status_code == 201
         assert wait_terminal(api, first.json()["id"])["status"] == "succeeded"

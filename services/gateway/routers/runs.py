@@ -16,6 +16,7 @@ from sparkpilot.errors import NotFound
 from sparkpilot.events import publish
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import Page, RunCreate, RunPublic, StepPublic
+from sparkpilot.trajectory import TrajectoryStep, run_records
 from sparkpilot.urls import check_start_url
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -80,6 +81,12 @@ def list_steps(run_id: str, db: DB, user: CurrentUser) -> list[StepPublic]:
     """The run's recorded steps in order."""
     runs.get_run(db, run_id, user)
     return [_to_step(s) for s in db.scalars(select(Step).where(Step.run_id == run_id).order_by(Step.index))]
+
+
+@router.get("/{run_id}/trajectory", response_model=list[TrajectoryStep])
+def trajectory(run_id: str, db: DB, user: CurrentUser) -> list[TrajectoryStep]:
+    """The run as trajectory records (messages, target action, raw output, outcome), one per step."""
+    return run_records(db, runs.get_run(db, run_id, user))
 
 
 @router.get("/{run_id}/steps/{index}/screenshot", response_class=FileResponse)

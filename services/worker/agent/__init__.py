@@ -1,0 +1,1 @@
+"""The web agent: observe → prompt → decide → parse → guard → act → record."""

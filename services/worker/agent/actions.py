@@ -1,0 +1,217 @@
+"""Browser actions: a registry of small functions with pydantic params, executed with Playwright.
+
+Each action returns an ActionResult; failures come back as an error text the model reads
+next step, never as an exception out of the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class BidParams(_Params):
+    bid: str = Field(min_length=1)
+
+
+class FillParams(BidParams):
+    text: str
+
+
+class SelectParams(BidParams):
+    value: str
+
+
+class PressParams(_Params):
+    key: str = Field(min_length=1)
+    bid: str | None = None
+
+
+class ScrollParams(_Params):
+    dx: int = 0
+    dy: int = 0
+
+
+class GotoParams(_Params):
+    url: str = Field(min_length=1)
+
+
+class TextParams(_Params):
+    text: str
+
+
+class FinishParams(_Params):
+    answer: str = ""
+
+
+class XYParams(_Params):
+    x: float
+    y: float
+
+
+class NoParams(_Params):
+    pass
+
+
+@dataclass
+class ActionResult:
+    """What acting did: an error for the model, a message for the user, or the final answer."""
+
+    error: str | None = None
+    message: str | None = None
+    finished: bool = False
+    answer: str | None = None
+
+
+@dataclass
+class ActionSpec:
+    """One registered action."""
+
+    name: str
+    params: type[_Params]
+    fn: Callable[[Page, Any, float], ActionResult]
+    description: str
+
+
+REGISTRY: dict[str, ActionSpec] = {}
+
+
+def action(name: str, params: type[_Params], description: str):  # noqa: ANN201
+    """Register `fn` as the action `name`."""
+    def wrap(fn: Callable[[Page, Any, float], ActionResult]) -> Callable[[Page, Any, float], ActionResult]:
+        REGISTRY[name] = ActionSpec(name, params, fn, description)
+        return fn
+    return wrap
+
+
+# Resolve an element by its data-bid, scroll it into view and return its centre, in one call.
+_LOCATE_JS = """(bid) => {
+  const el = document.querySelector(`[data-bid="${CSS.escape(bid)}"]`);
+  if (!el) return null;
+  el.scrollIntoView({block: 'nearest', inline: 'nearest'});
+  const r = el.getBoundingClientRect();
+  return {x: r.left + r.width / 2, y: r.top + r.height / 2, w: r.width, h: r.height};
+}"""
+
+
+def _selector(bid: str) -> str:
+    return f'[data-bid="{bid}"]'
+
+
+@action("click", BidParams, "click(bid): click an element")
+def _click(page: Page, p: BidParams, timeout_ms: float) -> ActionResult:
+    box = page.evaluate(_LOCATE_JS, p.bid)
+    if box is None:
+        return ActionResult(error=f"no element with bid {p.bid!r} on the page")
+    if box["w"] == 0 or box["h"] == 0:
+        return ActionResult(error=f"element {p.bid!r} is not visible")
+    # A real mouse click at the element's centre: real events, no actionability wait (~5 ms).
+    page.mouse.click(box["x"], box["y"])
+    return ActionResult()
+
+
+@action("fill", FillParams, "fill(bid, text): replace the text of an input")
+def _fill(page: Page, p: FillParams, timeout_ms: float) -> ActionResult:
+    page.locator(_selector(p.bid)).fill(p.text, timeout=timeout_ms)
+    return ActionResult()
+
+
+@action("select_option", SelectParams, "select_option(bid, value): choose an option of a <select>")
+def _select(page: Page, p: SelectParams, timeout_ms: float) -> ActionResult:
+    loc = page.locator(_selector(p.bid))
+    try:
+        loc.select_option(label=p.value, timeout=timeout_ms)
+    except PlaywrightError:
+        loc.select_option(value=p.value, timeout=timeout_ms)
+    return ActionResult()
+
+
+@action("press", PressParams, "press(key, bid?): press a key (Enter, Tab, ArrowDown…) in an element or the page")
+def _press(page: Page, p: PressParams, timeout_ms: float) -> ActionResult:
+    if p.bid:
+        page.locator(_selector(p.bid)).press(p.key, timeout=timeout_ms)
+    else:
+        page.keyboard.press(p.key)
+    return ActionResult()
+
+
+@action("scroll", ScrollParams, "scroll(dx, dy): scroll the page by pixels")
+def _scroll(page: Page, p: ScrollParams, timeout_ms: float) -> ActionResult:
+    page.mouse.wheel(p.dx, p.dy)
+    return ActionResult()
+
+
+@action("goto", GotoParams, "goto(url): open a URL")
+def _goto(page: Page, p: GotoParams, timeout_ms: float) -> ActionResult:
+    page.goto(p.url, timeout=timeout_ms)
+    return ActionResult()
+
+
+@action("go_back", NoParams, "go_back(): the browser's back button")
+def _back(page: Page, p: NoParams, timeout_ms: float) -> ActionResult:
+    if page.go_back(timeout=timeout_ms) is None:
+        return ActionResult(error="there is no previous page")
+    return ActionResult()
+
+
+@action("send_msg_to_user", TextParams, "send_msg_to_user(text): tell the user something")
+def _message(page: Page, p: TextParams, timeout_ms: float) -> ActionResult:
+    return ActionResult(message=p.text)
+
+
+@action("finish", FinishParams, "finish(answer): the task is done; answer is the result")
+def _finish(page: Page, p: FinishParams, timeout_ms: float) -> ActionResult:
+    return ActionResult(finished=True, answer=p.answer)
+
+
+@action("click_xy", XYParams, "click_xy(x, y): click at viewport coordinates")
+def _click_xy(page: Page, p: XYParams, timeout_ms: float) -> ActionResult:
+    page.mouse.click(p.x, p.y)
+    return ActionResult()
+
+
+def execute(page: Page, name: str, args: dict[str, Any], timeout_ms: float = 5000) -> ActionResult:
+    """Run a registered action; every failure becomes ActionResult.error."""
+    spec = REGISTRY.get(name)
+    if spec is None:
+        return ActionResult(error=f"unknown action {name!r}; valid: {', '.join(REGISTRY)}")
+    try:
+        params = spec.params.model_validate(args)
+    except ValidationError as exc:
+        return ActionResult(error=f"bad arguments for {name}: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
+    try:
+        return spec.fn(page, params, timeout_ms)
+    except PlaywrightError as exc:
+        return ActionResult(error=f"{name} failed: {(exc.message or str(exc)).splitlines()[0]}")
+
+
+def action_schema() -> dict[str, Any]:
+    """JSON schema of the model's answer: {"thought", "action": one of the registered actions}."""
+    variants = []
+    for spec in REGISTRY.values():
+        schema = spec.params.model_json_schema()
+        props = {"name": {"type": "string", "enum": [spec.name]}, **schema.get("properties", {})}
+        for prop in props.values():
+            prop.pop("title", None)
+            prop.pop("default", None)
+            prop.pop("minLength", None)
+            if "anyOf" in prop:  # Optional[str] → string (vLLM's grammar handles plain types best)
+                prop.clear()
+                prop["type"] = "string"
+        required = ["name", *[k for k in schema.get("required", [])]]
+        variants.append({"type": "object", "properties": props, "required": required, "additionalProperties": False})
+    return {
+        "type": "object",
+        "properties": {"thought": {"type": "string", "maxLength": 200}, "action": {"anyOf": variants}},
+        "required": ["thought", "action"],
+        "additionalProperties": False,
+    }

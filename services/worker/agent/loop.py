@@ -1,0 +1,166 @@
+"""The agent loop: observe → prompt → decide → parse → guard → act → record, until a terminal outcome."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page
+
+from services.worker.agent import guards
+from services.worker.agent.actions import execute
+from services.worker.agent.observe import Observation, observe
+from services.worker.agent.parse import ParseError, parse_action
+from services.worker.agent.policies import Policy
+from services.worker.agent.prompt import build_messages
+from sparkpilot.errors import SparkpilotError
+from sparkpilot.policy import InferenceUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepRecord:
+    """Everything one step produced, as the recorder stores it."""
+
+    index: int
+    observation: Observation
+    prompt: list[dict[str, str]]
+    raw_output: str | None
+    action: dict[str, Any]
+    error: str | None
+    timings_ms: dict[str, float]
+    model_metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """How the loop ended."""
+
+    status: str  # succeeded | failed | cancelled
+    reason: str
+    result: str | None = None
+
+
+@dataclass
+class LoopConfig:
+    """Limits of one run."""
+
+    max_steps: int = 30
+    max_failures: int = 3
+    allowed: list[str] = field(default_factory=list)
+    screenshot: bool = True
+    aria: bool = True
+    token_budget: int = 1500
+    action_timeout_ms: float = 5000
+
+
+class Hooks:
+    """What the loop needs from its host (the worker, the benchmark, a test); override as needed."""
+
+    def step_started(self, index: int) -> None:
+        """A step begins."""
+
+    def record(self, step: StepRecord) -> None:
+        """Persist a finished step (and add its own `persist` time to step.timings_ms)."""
+
+    def message(self, text: str) -> None:
+        """The agent tells the user something."""
+
+    def should_cancel(self) -> bool:
+        """True when the user asked to cancel."""
+        return False
+
+    def env_outcome(self) -> Outcome | None:
+        """An environment that knows when the task ended (MiniWoB reward) says so here."""
+        return None
+
+    def relaunch(self) -> Page:
+        """A fresh page after a browser crash (raise to give up)."""
+        raise RuntimeError("no relaunch available")
+
+
+def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, start_index: int = 0) -> Outcome:
+    """Drive `page` towards `goal` until finish, max_steps, too many failures, a guard stop or cancel."""
+    history: list[dict[str, Any]] = []
+    history_lines: list[str] = []
+    last_error: str | None = None
+    failures = 0
+    relaunched = False
+    for index in range(start_index, start_index + cfg.max_steps):
+        if hooks.should_cancel():
+            return Outcome("cancelled", "cancelled by user")
+        hooks.step_started(index)
+        t0 = time.perf_counter()
+        try:
+            obs = observe(page, screenshot=cfg.screenshot, aria=cfg.aria)
+        except PlaywrightError as exc:
+            if relaunched:
+                return Outcome("failed", f"browser crashed again after a relaunch: {_first_line(exc)}")
+            log.warning("page crashed (%s); relaunching once", _first_line(exc))
+            relaunched = True
+            page = hooks.relaunch()
+            obs = observe(page, screenshot=cfg.screenshot, aria=cfg.aria)
+        t1 = time.perf_counter()
+        messages = build_messages(goal, obs, history_lines, last_error, cfg.token_budget)
+        try:
+            decision = policy.decide(messages, obs)
+        except InferenceUnavailable as exc:
+            return Outcome("failed", f"model server unreachable: {exc.message}")
+        except SparkpilotError as exc:
+            return Outcome("failed", f"model error: {exc.message}")
+        t2 = time.perf_counter()
+        action: dict[str, Any] = {}
+        error = stop = None
+        finished = False
+        answer = None
+        try:
+            parsed = parse_action(decision.text)
+            action = {"name": parsed.name, "args": parsed.args}
+        except ParseError as exc:
+            error = f"could not parse your answer: {exc}"
+        if action:
+            verdict = guards.check(action["name"], action["args"], obs, history, cfg.allowed)
+            error, stop = verdict.feedback, verdict.stop
+        t3 = time.perf_counter()
+        if action and not error and not stop:
+            result = execute(page, action["name"], action["args"], cfg.action_timeout_ms)
+            error = result.error
+            if result.message:
+                hooks.message(result.message)
+            finished, answer = result.finished, result.answer
+        t4 = time.perf_counter()
+        env = hooks.env_outcome() if not stop else None
+        timings = {"observe": _ms(t1 - t0), "model": _ms(t2 - t1), "parse_guard": _ms(t3 - t2), "act": _ms(t4 - t3),
+                   **{f"observe_{k}": v for k, v in obs.timings_ms.items()}}
+        hooks.record(StepRecord(index, obs, messages, decision.text, action, error, timings, decision.metrics))
+        if action:
+            history.append(action)
+            history_lines.append(_describe(action) + (f"  -> error: {error}" if error else ""))
+        if stop:
+            return Outcome("failed", stop)
+        if env is not None:
+            return env
+        if finished:
+            return Outcome("succeeded", "finished", answer)
+        failures = failures + 1 if error else 0
+        last_error = error
+        if failures >= cfg.max_failures:
+            return Outcome("failed", f"too many consecutive failures ({failures}); last: {error}")
+    return Outcome("failed", f"max_steps ({cfg.max_steps}) reached")
+
+
+def _describe(action: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in action["args"].items())
+    return f"{action['name']}({args})"
+
+
+def _first_line(exc: PlaywrightError) -> str:
+    return (exc.message or str(exc)).splitlines()[0]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)

@@ -1,0 +1,107 @@
+"""The worker's side of the agent loop: steps, screenshots and events go to the DB, files and Redis."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import BrowserContext, Page
+
+from services.worker.agent.loop import Hooks, StepRecord
+from services.worker.browser import BrowserPool
+from sparkpilot.db.models import Step
+from sparkpilot.db.session import session_scope
+from sparkpilot.events import add_event, publish
+from sparkpilot.metrics import STEP_SECONDS
+from sparkpilot.redis_client import get_redis
+from sparkpilot.schemas import EventPublic
+from sparkpilot.settings import WorkerSettings
+
+
+def commit_events(fn, *args: Any) -> list[EventPublic]:  # noqa: ANN001
+    """Run `fn(session, *args)` in a transaction, then publish the events it returned."""
+    with session_scope() as s:
+        events = fn(s, *args)
+    publish(get_redis(), events)
+    return events
+
+
+def emit(session, run_id: str, type_: str, payload: dict) -> list[EventPublic]:  # noqa: ANN001
+    """One event in the caller's transaction."""
+    return [add_event(session, run_id, type_, payload)]  # type: ignore[arg-type]
+
+
+class WorkerHooks(Hooks):
+    """Records each step of a run and owns its browser context."""
+
+    def __init__(self, run_id: str, settings: WorkerSettings, heart: Any, pool: BrowserPool, start_url: str | None) -> None:
+        self.run_id, self.settings, self.heart, self.pool = run_id, settings, heart, pool
+        self.start_url = start_url
+        self.context: BrowserContext | None = None
+        self.page: Page | None = None
+        self._step_t0 = 0.0
+
+    def open(self) -> Page:
+        """A fresh context and page for this run."""
+        self.context = self.pool.new_context()
+        self.page = self.context.new_page()
+        return self.page
+
+    def close(self) -> None:
+        """Close the run's browser context."""
+        if self.context is not None:
+            try:
+                self.context.close()
+            except Exception:  # noqa: BLE001 - a dead browser is already closed
+                pass
+            self.context = None
+
+    def relaunch(self) -> Page:
+        """After a crash: a new context (relaunching Chromium if it died) on the last known URL."""
+        last_url = self.page.url if self.page is not None else None
+        self.close()
+        page = self.open()
+        target = last_url if last_url and last_url != "about:blank" else self.start_url
+        if target:
+            page.goto(target, wait_until="load")
+        commit_events(emit, self.run_id, "run.message", {"text": "the browser crashed and was relaunched"})
+        return page
+
+    def step_started(self, index: int) -> None:
+        """Event step.started."""
+        self._step_t0 = time.perf_counter()
+        commit_events(emit, self.run_id, "step.started", {"index": index})
+
+    def message(self, text: str) -> None:
+        """Event run.message from the agent."""
+        commit_events(emit, self.run_id, "run.message", {"text": text, "from": "agent"})
+
+    def should_cancel(self) -> bool:
+        """The heartbeat's view of the cancel flag (refreshed now)."""
+        self.heart.beat()
+        return self.heart.cancel_requested.is_set()
+
+    def record(self, step: StepRecord) -> None:
+        """Screenshot file, Step row and step.completed event, then publish."""
+        t0 = time.perf_counter()
+        shot_rel = None
+        if step.observation.screenshot:
+            shot_rel = Path("artifacts") / "runs" / self.run_id / f"step-{step.index:04d}.png"
+            shot_abs = self.settings.workspace_dir / shot_rel
+            shot_abs.parent.mkdir(parents=True, exist_ok=True)
+            shot_abs.write_bytes(step.observation.screenshot)
+        obs = step.observation.summary()
+
+        def _write(session) -> list[EventPublic]:  # noqa: ANN001
+            step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
+            session.add(Step(run_id=self.run_id, index=step.index, action=step.action, observation=obs,
+                             timings_ms={**step.timings_ms, "model_metrics": step.model_metrics}, error=step.error,
+                             screenshot_path=str(shot_rel) if shot_rel else None,
+                             prompt={"messages": step.prompt}, raw_output=step.raw_output))
+            payload = {"index": step.index, "action": step.action, "observation": obs, "timings_ms": step.timings_ms,
+                       "error": step.error, "has_screenshot": shot_rel is not None}
+            return emit(session, self.run_id, "step.completed", payload)
+
+        commit_events(_write)
+        STEP_SECONDS.observe(get_redis(), time.perf_counter() - self._step_t0)

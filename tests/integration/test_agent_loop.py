@@ -1,0 +1,158 @@
+"""The agent loop in process: real Chromium on local pages, a scripted (replay) policy."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from services.worker.agent.loop import Hooks, LoopConfig, StepRecord, run_agent
+from services.worker.agent.observe import observe
+from services.worker.agent.policies import Decision, ReplayPolicy
+from services.worker.browser import CHROMIUM_ARGS
+
+
+class Recorder(Hooks):
+    def __init__(self) -> None:
+        self.steps: list[StepRecord] = []
+        self.messages: list[str] = []
+
+    def record(self, step: StepRecord) -> None:
+        step.timings_ms["persist"] = 0.0
+        self.steps.append(step)
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, pages):
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
+    p = ctx.new_page()
+    p.goto(pages.url + "/agent.html")
+    yield p
+    ctx.close()
+
+
+def bid_of(page, predicate) -> str:
+    obs = observe(page, screenshot=False, aria=False)
+    matches = [e["bid"] for e in obs.elements if predicate(e)]
+    assert matches, "element not found in observation"
+    return matches[0]
+
+
+def test_scripted_run_clicks_fills_selects_scrolls_navigates_and_finishes(page, pages) -> None:
+    name = bid_of(page, lambda e: e.get("placeholder") == "Your name")
+    color = bid_of(page, lambda e: e["tag"] == "select")
+    agree = bid_of(page, lambda e: e.get("type") == "checkbox")
+    go = bid_of(page, lambda e: e["text"] == "Go")
+    span = bid_of(page, lambda e: e["text"] == "plain span")
+    bottom = bid_of(page, lambda e: e["text"] == "Bottom button")
+    nxt = bid_of(page, lambda e: e["text"] == "Next page")
+    script = [
+        {"name": "fill", "bid": name, "text": "Ada"},
+        {"name": "select_option", "bid": color, "value": "green"},
+        {"name": "click", "bid": agree},
+        {"name": "click", "bid": go},
+        {"name": "click", "bid": span},
+        {"name": "scroll", "dx": 0, "dy": 3000},
+        {"name": "click", "bid": bottom},
+        {"name": "send_msg_to_user", "text": "almost there"},
+        {"name": "click", "bid": nxt},
+        {"name": "finish", "answer": "done: Ada"},
+    ]
+    hooks = Recorder()
+    outcome = run_agent(page, ReplayPolicy(script), "fill the form", hooks, LoopConfig(max_steps=20, allowed=["127.0.0.1"]))
+    assert (outcome.status, outcome.result) == ("succeeded", "done: Ada"), outcome
+    assert [s.error for s in hooks.steps] == [None] * len(script)
+    assert [s.action["name"] for s in hooks.steps] == [a["name"] for a in script]
+    assert hooks.messages == ["almost there"]
+    texts = [s.observation.text for s in hooks.steps]
+    assert "Hello Ada g true" in texts[4] and "clicked span" in texts[5]
+    assert "bottom clicked" in texts[8]
+    assert hooks.steps[-1].observation.title == "Second page"
+    first = hooks.steps[0]
+    assert first.prompt[0]["role"] == "system" and "GOAL: fill the form" in first.prompt[1]["content"]
+    assert first.observation.screenshot.startswith(b"\x89PNG") and first.observation.aria
+    assert {"observe", "model", "act"} <= set(first.timings_ms)
+
+
+def test_ids_stay_stable_across_steps_and_dom_changes(page) -> None:
+    before = {e["text"]: e["bid"] for e in observe(page, screenshot=False, aria=False).elements if e["text"]}
+    page.evaluate("""() => { const b = document.createElement('button'); b.textContent = 'New one';
+                     document.body.prepend(b); }""")
+    after = {e["text"]: e["bid"] for e in observe(page, screenshot=False, aria=False).elements if e["text"]}
+    for text in ("Go", "plain span", "Bottom button", "Next page"):
+        assert after[text] == before[text]
+    assert after["New one"] not in before.values()
+
+
+def test_hidden_and_pointer_elements_are_observed(page) -> None:
+    obs = observe(page, screenshot=False, aria=False)
+    span = next(e for e in obs.elements if e["text"] == "plain span")
+    assert span["tag"] == "span" and span["visible"]
+    hidden = next(e for e in obs.elements if e["text"] == "Hidden button" or (e["tag"] == "button" and not e["visible"]))
+    assert hidden["visible"] is False
+
+
+def test_garbage_policy_fails_after_failure_limit(page) -> None:
+    hooks = Recorder()
+    policy = ReplayPolicy(["I think I should maybe", "{{{{", "the page is nice"] * 3)
+    outcome = run_agent(page, policy, "anything", hooks, LoopConfig(max_steps=10, max_failures=3))
+    assert outcome.status == "failed" and outcome.reason.startswith("too many consecutive failures (3)")
+    assert len(hooks.steps) == 3 and all(s.error.startswith("could not parse") for s in hooks.steps)
+    assert "LAST ERROR: could not parse" in hooks.steps[1].prompt[1]["content"]
+
+
+def test_guards_give_feedback_or_stop(page) -> None:
+    hidden = bid_of(page, lambda e: e["tag"] == "button" and not e["visible"])
+    search = bid_of(page, lambda e: e.get("type") == "search")
+    script = [
+        {"name": "click", "bid": "99999"},
+        {"name": "click", "bid": hidden},
+        {"name": "goto", "url": "http://elsewhere.test/"},
+        {"name": "fill", "bid": search, "text": "shoes"},
+        {"name": "finish", "answer": "found"},
+    ]
+    hooks = Recorder()
+    outcome = run_agent(page, ReplayPolicy(script), "t", hooks, LoopConfig(max_steps=5, max_failures=10,
+                                                                           allowed=["127.0.0.1"]))
+    errors = [s.error for s in hooks.steps]
+    assert "no element [99999]" in errors[0]
+    assert "not visible" in errors[1]
+    assert "outside this run's allowed domains" in errors[2]
+    assert errors[3] is None and "did not submit" in errors[4]
+    assert outcome.reason == "max_steps (5) reached"
+    assert page.url.startswith("http://127.0.0.1")
+
+
+def test_repeating_the_same_action_is_stopped(page) -> None:
+    go = bid_of(page, lambda e: e["text"] == "Go")
+    hooks = Recorder()
+    outcome = run_agent(page, ReplayPolicy([{"name": "click", "bid": go}] * 8), "t", hooks,
+                        LoopConfig(max_steps=8, max_failures=10))
+    assert outcome.status == "failed" and outcome.reason.startswith("stuck: the same action click repeated 5")
+    assert "without progress" in hooks.steps[2].error
+
+
+def test_model_policy_errors_end_the_run_with_a_reason(page) -> None:
+    from sparkpilot.policy import InferenceUnavailable
+
+    class Down:
+        name = "down"
+
+        def decide(self, messages, obs) -> Decision:
+            raise InferenceUnavailable("model server at x unreachable after 3 attempts")
+
+        def close(self) -> None:
+            pass
+
+    outcome = run_agent(page, Down(), "t", Recorder(), LoopConfig(max_steps=3))
+    assert outcome.status == "failed" and outcome.reason.startswith("model server unreachable")

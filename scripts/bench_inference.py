@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.bench_platform import env_file_token, pct  # noqa: E402
+from scripts.bench_platform import env_file_token  # noqa: E402
+from sparkpilot.stats import pct  # noqa: E402
 from sparkpilot.policy import PolicyClient  # noqa: E402
 from sparkpilot.settings import get_settings  # noqa: E402
 

@@ -20,6 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sparkpilot.stats import pct  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"run.succeeded", "run.failed", "run.cancelled"}
 TASK = "benchmark: navigate and capture"
@@ -59,16 +62,6 @@ def parse_ts(value: str) -> float:
     """ISO-8601 (with Z, +00:00 or no zone, read as UTC) → epoch seconds."""
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def pct(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0-100, linear interpolation), or None when empty."""
-    if not values:
-        return None
-    s = sorted(values)
-    k = (len(s) - 1) * q / 100
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return round(s[lo] + (s[hi] - s[lo]) * (k - lo), 2)
 
 
 def env_file_token() -> str | None:

@@ -3,7 +3,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KNOWN_SUITES="platform inference"
+KNOWN_SUITES="platform inference miniwob"
 
 usage() {
   echo "usage: scripts/benchmark.sh SUITE [options]" >&2
@@ -12,6 +12,8 @@ usage() {
   echo "            [--runs 50] [--url URL] [--token TOKEN] [--base-url http://127.0.0.1:8000]" >&2
   echo "  inference tokens/s at 1 and 8 concurrent requests, TTFT, gateway overhead vs direct vLLM" >&2
   echo "            [--requests 8] [--max-tokens 64] [--token TOKEN] [--base-url URL]" >&2
+  echo "  miniwob   MiniWoB++ episodes through the full stack (sparkpilot bench miniwob --through-stack)" >&2
+  echo "            [--tasks a,b] [--seeds 0,1] [--policy model|replay] [--max-steps 5] [--json PATH]" >&2
 }
 
 if [[ $# -lt 1 ]]; then
@@ -33,6 +35,10 @@ case "${suite}" in
     ;;
   inference)
     exec "${PYTHON}" "${ROOT}/scripts/bench_inference.py" "$@"
+    ;;
+  miniwob)
+    exec "${ROOT}/.venv/bin/sparkpilot" bench miniwob --through-stack \
+      --json "${ROOT}/benchmark-results/miniwob-$(date -u +%Y%m%dT%H%M%SZ).json" "$@"
     ;;
   -h|--help|help)
     usage

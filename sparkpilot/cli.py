@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -70,6 +71,85 @@ def export_trajectories(
             fh.write(record.model_dump_json() + "\n")
             count += 1
     console.print(f"wrote {count} step records to {out}")
+
+
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("miniwob")
+def bench_miniwob(
+    tasks: str = typer.Option("", help="comma-separated task names (default: the documented list)"),
+    seeds: str = typer.Option("", help="comma-separated integer seeds (default: 0,1)"),
+    policy: str = typer.Option("model", help="model, or replay (harness overhead only, not a score)"),
+    max_steps: int = typer.Option(5, min=1, max=100),
+    through_stack: bool = typer.Option(False, "--through-stack", help="submit each episode as a run"),
+    base_url: str = typer.Option("http://127.0.0.1:8000", help="gateway, with --through-stack"),
+    token: str = typer.Option("", envvar="SPARKPILOT_TOKEN", help="API token, with --through-stack"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
+) -> None:
+    """Run MiniWoB++ episodes and print success rate, steps, harness overhead and model latency."""
+    import tempfile
+    import time
+
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from services.worker import bench
+    from services.worker.agent.miniwob import list_tasks
+    from sparkpilot.settings import get_gateway_settings, get_worker_settings
+
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] or bench.DEFAULT_TASKS
+    unknown = sorted(set(task_list) - set(list_tasks()))
+    if unknown:
+        console.print(f"[red]unknown MiniWoB tasks: {', '.join(unknown)}[/red]")
+        raise typer.Exit(2)
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()] or bench.DEFAULT_SEEDS
+    except ValueError:
+        console.print("[red]--seeds must be comma-separated integers[/red]")
+        raise typer.Exit(2) from None
+    if policy not in ("model", "replay"):
+        console.print("[red]--policy must be model or replay[/red]")
+        raise typer.Exit(2)
+    settings = get_worker_settings()
+    total = len(task_list) * len(seed_list)
+    t0 = time.perf_counter()
+    with Progress(console=console) as progress:
+        bar = progress.add_task(f"miniwob ({policy})", total=total)
+
+        def done(ep: bench.Episode) -> None:
+            progress.update(bar, advance=1, description=f"{ep.task}/{ep.seed}: {'ok' if ep.success else 'fail'}")
+
+        if through_stack:
+            tok = token or get_gateway_settings().admin_token
+            results = bench.run_through_stack(task_list, seed_list, policy, base_url, tok, max_steps, done)
+        else:
+            factory = bench.model_policy_factory(settings) if policy == "model" else bench.replay_policy_factory()
+            out_dir = Path(tempfile.mkdtemp(prefix="sparkpilot-miniwob-"))
+            results = bench.run_in_process(task_list, seed_list, factory, settings, max_steps, out_dir, done)
+    meta = {"suite": "miniwob", "policy": policy, "through_stack": through_stack, "max_steps": max_steps,
+            "tasks_requested": task_list, "seeds": seed_list,
+            "note": "replay = harness overhead only, not the agent's score" if policy == "replay" else "agent score"}
+    report = bench.summarize(results, meta, time.perf_counter() - t0)
+    table = Table(title=f"MiniWoB++ — policy {policy}{' (through the stack)' if through_stack else ''}")
+    for col in ("task", "episodes", "success", "95% CI", "mean steps"):
+        table.add_column(col)
+    for row in report["tasks"]:
+        table.add_row(row["task"], str(row["episodes"]), f"{row['success_rate']:.0%}",
+                      f"{row['ci95'][0]:.2f}–{row['ci95'][1]:.2f}", str(row["mean_steps"]))
+    lo, hi = report["success_ci95"]
+    table.add_row("[b]overall[/b]", str(report["episodes"]), f"{report['success_rate']:.0%}", f"{lo:.2f}–{hi:.2f}",
+                  str(report["mean_steps"]))
+    Console().print(table)
+    Console().print(
+        f"harness overhead per step p50 {report['harness_overhead_ms_p50']} ms, p95 {report['harness_overhead_ms_p95']} ms"
+        f" (model excluded) · model latency p50 {report['model_latency_ms_p50']} ms"
+        f" · {report['episodes_per_minute']} episodes/min")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+        console.print(f"results written to {json_out}")
 
 
 @models_app.command("prepare")

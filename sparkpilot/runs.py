@@ -30,7 +30,7 @@ def create_run(session: Session, user: User, body: RunCreate) -> tuple[Run, list
         allowed = [host] if host else ([body.start_url.rsplit("/", 1)[0] + "/"] if body.start_url else [])
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {})}
     run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps, policy=policy,
-              allowed_domains=allowed)
+              allowed_domains=allowed, env=body.env.model_dump() if body.env else {})
     session.add(run)
     session.flush()
     ev = add_event(session, run.id, "run.queued", {"task": run.task, "start_url": run.start_url})

@@ -22,6 +22,16 @@ EventType = Literal[
 TERMINAL_EVENT_TYPES = frozenset({"run.succeeded", "run.failed", "run.cancelled"})
 
 
+class MiniwobEnv(BaseModel):
+    """Run the start page as a MiniWoB++ episode: the task's instruction becomes the goal, its reward the outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["miniwob"] = "miniwob"
+    task: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9-]+$")
+    seed: int = Field(ge=0, le=2**31)
+
+
 class RunCreate(BaseModel):
     """Body of POST /api/v1/runs."""
 
@@ -33,6 +43,7 @@ class RunCreate(BaseModel):
     policy: Literal["model", "replay"] = "model"
     actions: list[dict[str, Any] | str] | None = Field(default=None, max_length=500)
     allowed_domains: list[str] | None = Field(default=None, max_length=50)
+    env: MiniwobEnv | None = None
 
     @field_validator("start_url")
     @classmethod
@@ -45,6 +56,8 @@ class RunCreate(BaseModel):
             raise ValueError("policy 'replay' needs a non-empty actions list")
         if self.policy == "model" and self.actions:
             raise ValueError("actions are only for policy 'replay'")
+        if self.env is not None and not self.start_url:
+            raise ValueError("a miniwob env needs the task page as start_url")
         return self
 
 
@@ -62,6 +75,7 @@ class RunPublic(BaseModel):
     result: str | None
     policy: dict[str, Any]
     allowed_domains: list[str]
+    env: dict[str, Any]
     cancel_requested: bool
     attempts: int
     created_at: datetime

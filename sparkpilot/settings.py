@@ -96,7 +96,7 @@ class WorkerSettings(CommonSettings):
     agent_screenshot: bool = True
     agent_aria: bool = True
     agent_token_budget: int = 1500
-    agent_max_tokens: int = 200
+    agent_max_tokens: int = 120
 
 
 class InferenceSettings(CommonSettings):

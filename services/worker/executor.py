@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from services.worker.agent.loop import LoopConfig, run_agent
 from services.worker.agent.policies import ModelPolicy, Policy, ReplayPolicy
 from services.worker.browser import get_browser_pool
-from services.worker.recorder import WorkerHooks, commit_events
+from services.worker.agent.miniwob import MiniwobEpisode, base_of, episode_outcome
+from services.worker.recorder import WorkerHooks, commit_events, emit
 from sparkpilot import runs
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
@@ -121,10 +122,17 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
                 page.goto(run.start_url, wait_until="load")
             except PlaywrightError as exc:
                 return RunStatus.failed, f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}", None
+        goal = run.task
+        if run.env.get("type") == "miniwob":
+            page.set_viewport_size({"width": 500, "height": 320})  # MiniWoB's own size; small screenshots
+            episode = MiniwobEpisode(page)
+            goal = episode.start(run.env["task"], int(run.env["seed"]), base_of(run.start_url or ""))
+            hooks.env_check = lambda: episode_outcome(episode)
+            commit_events(emit, run.id, "run.message", {"text": f"MiniWoB {run.env['task']} seed {run.env['seed']}: {goal}"})
         cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
                          allowed=run.allowed_domains, screenshot=settings.agent_screenshot, aria=settings.agent_aria,
                          token_budget=settings.agent_token_budget)
-        outcome = run_agent(page, policy, run.task, hooks, cfg, start_index=done_steps)
+        outcome = run_agent(page, policy, goal, hooks, cfg, start_index=done_steps)
     finally:
         policy.close()
         hooks.close()  # a cancelled or failed run never keeps its browser context

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
 
-from services.worker.agent.loop import Hooks, StepRecord
+from services.worker.agent.loop import Hooks, Outcome, StepRecord
 from services.worker.browser import BrowserPool
 from sparkpilot.db.models import Step
 from sparkpilot.db.session import session_scope
@@ -40,6 +41,7 @@ class WorkerHooks(Hooks):
         self.start_url = start_url
         self.context: BrowserContext | None = None
         self.page: Page | None = None
+        self.env_check: Callable[[], Outcome | None] | None = None
         self._step_t0 = 0.0
 
     def open(self) -> Page:
@@ -68,6 +70,10 @@ class WorkerHooks(Hooks):
         commit_events(emit, self.run_id, "run.message", {"text": "the browser crashed and was relaunched"})
         return page
 
+    def env_outcome(self) -> Outcome | None:
+        """The environment's verdict (MiniWoB reward), when the run has one."""
+        return self.env_check() if self.env_check else None
+
     def step_started(self, index: int) -> None:
         """Event step.started."""
         self._step_t0 = time.perf_counter()
@@ -94,14 +100,25 @@ class WorkerHooks(Hooks):
         obs = step.observation.summary()
 
         def _write(session) -> list[EventPublic]:  # noqa: ANN001
-            step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
-            session.add(Step(run_id=self.run_id, index=step.index, action=step.action, observation=obs,
-                             timings_ms={**step.timings_ms, "model_metrics": step.model_metrics}, error=step.error,
-                             screenshot_path=str(shot_rel) if shot_rel else None,
-                             prompt={"messages": step.prompt}, raw_output=step.raw_output))
+            row = Step(run_id=self.run_id, index=step.index, action=step.action, observation=obs,
+                       timings_ms={**step.timings_ms, "model_metrics": step.model_metrics}, error=step.error,
+                       screenshot_path=str(shot_rel) if shot_rel else None,
+                       prompt={"messages": step.prompt}, raw_output=step.raw_output)
+            session.add(row)
+            session.flush()
+            self._row_id = row.id
+            return []
+
+        commit_events(_write)
+        # persist = screenshot file + committed row, measured for real, then stored on the row.
+        step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
+
+        def _finish(session) -> list[EventPublic]:  # noqa: ANN001
+            row = session.get(Step, self._row_id)
+            row.timings_ms = {**row.timings_ms, "persist": step.timings_ms["persist"]}
             payload = {"index": step.index, "action": step.action, "observation": obs, "timings_ms": step.timings_ms,
                        "error": step.error, "has_screenshot": shot_rel is not None}
             return emit(session, self.run_id, "step.completed", payload)
 
-        commit_events(_write)
+        commit_events(_finish)
         STEP_SECONDS.observe(get_redis(), time.perf_counter() - self._step_t0)

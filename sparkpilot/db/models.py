@@ -107,6 +107,7 @@ class Run(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     allowed_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
+    env: Mapped[dict[str, Any]] = mapped_column(default=dict)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)

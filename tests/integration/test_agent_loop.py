@@ -156,3 +156,47 @@ def test_model_policy_errors_end_the_run_with_a_reason(page) -> None:
 
     outcome = run_agent(page, Down(), "t", Recorder(), LoopConfig(max_steps=3))
     assert outcome.status == "failed" and outcome.reason.startswith("model server unreachable")
+
+
+class Relaunching(Recorder):
+    def __init__(self, make_page, crash_again: bool = False) -> None:
+        super().__init__()
+        self.make_page, self.crash_again, self.relaunches = make_page, crash_again, 0
+
+    def relaunch(self):
+        self.relaunches += 1
+        page = self.make_page()
+        if self.crash_again:
+            _crash(page)
+        return page
+
+
+def _crash(page) -> None:
+    try:
+        page.goto("chrome://crash", timeout=5000)
+    except Exception:  # noqa: BLE001 - the navigation itself reports the crash
+        pass
+
+
+def test_crashed_page_is_relaunched_once(browser, pages) -> None:
+    ctx = browser.new_context()
+
+    def fresh():
+        p = ctx.new_page()
+        p.goto(pages.url + "/agent.html")
+        return p
+
+    page = fresh()
+    _crash(page)
+    hooks = Relaunching(fresh)
+    outcome = run_agent(page, ReplayPolicy([{"name": "finish", "answer": "alive"}]), "t", hooks, LoopConfig(max_steps=3))
+    assert (outcome.status, outcome.result, hooks.relaunches) == ("succeeded", "alive", 1)
+    assert hooks.steps[0].observation.title == "Agent test page"
+
+    page = fresh()
+    _crash(page)
+    hooks = Relaunching(fresh, crash_again=True)
+    outcome = run_agent(page, ReplayPolicy([{"name": "finish"}]), "t", hooks, LoopConfig(max_steps=3))
+    assert outcome.status == "failed" and outcome.reason.startswith("browser crashed")
+    assert hooks.relaunches == 1
+    ctx.close()

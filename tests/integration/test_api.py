@@ -197,3 +197,22 @@ def test_metrics_expose_runs_steps_queue_and_event_latency(api, pages) -> None:
     step_count = [l for l in text.splitlines() if l.startswith("sparkpilot_step_duration_seconds_count")]
     assert step_count and float(step_count[0].split()[-1]) >= 1
     assert "sparkpilot_event_publish_latency_seconds_bucket" in text
+
+
+def test_export_trajectories_cli_writes_jsonl(stack, api, pages, tmp_path) -> None:
+    from sparkpilot.trajectory import TrajectoryStep
+
+    script = [{"name": "scroll", "dx": 0, "dy": 100}, {"name": "finish", "answer": "x"}]
+    run = api.post("/api/v1/runs", json={"task": "export me", "start_url": pages.url + "/agent.html",
+                                         "policy": "replay", "actions": script}).json()
+    assert wait_terminal(api, run["id"])["status"] == "succeeded"
+    out = tmp_path / "traj.jsonl"
+    subprocess.run([str(BIN / "sparkpilot"), "export", "trajectories", "--status", "succeeded", "--out", str(out)],
+                   cwd=ROOT, env=stack.env, check=True, capture_output=True)
+    records = [TrajectoryStep.model_validate_json(line) for line in out.read_text().splitlines()]
+    mine = [r for r in records if r.run_id == run["id"]]
+    assert [r.step for r in mine] == [0, 1] and mine[1].target["name"] == "finish"
+    assert all(r.outcome.run_status == "succeeded" for r in records)
+    bad = subprocess.run([str(BIN / "sparkpilot"), "export", "trajectories", "--status", "nope", "--out", str(out)],
+                         cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--status must be one of" in bad.stderr

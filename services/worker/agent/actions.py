@@ -211,7 +211,7 @@ def action_schema() -> dict[str, Any]:
         variants.append({"type": "object", "properties": props, "required": required, "additionalProperties": False})
     return {
         "type": "object",
-        "properties": {"thought": {"type": "string", "maxLength": 200}, "action": {"anyOf": variants}},
+        "properties": {"thought": {"type": "string", "maxLength": 120}, "action": {"anyOf": variants}},
         "required": ["thought", "action"],
         "additionalProperties": False,
     }

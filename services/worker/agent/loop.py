@@ -102,8 +102,11 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
                 return Outcome("failed", f"browser crashed again after a relaunch: {_first_line(exc)}")
             log.warning("page crashed (%s); relaunching once", _first_line(exc))
             relaunched = True
-            page = hooks.relaunch()
-            obs = observe(page, screenshot=cfg.screenshot, aria=cfg.aria)
+            try:
+                page = hooks.relaunch()
+                obs = observe(page, screenshot=cfg.screenshot, aria=cfg.aria)
+            except (PlaywrightError, RuntimeError) as again:
+                return Outcome("failed", f"browser crashed and the relaunch failed: {again}".splitlines()[0])
         t1 = time.perf_counter()
         messages = build_messages(goal, obs, history_lines, last_error, cfg.token_budget)
         try:

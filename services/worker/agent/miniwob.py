@@ -28,7 +28,7 @@ _START_JS = """([seed, maxTime, mode]) => {
   return {ready: true, utterance: core.getUtterance()};
 }"""
 
-_STATUS_JS = """() => ({
+_STATUS_JS = """() => (typeof WOB_DONE_GLOBAL === 'undefined' ? null : {
   done: WOB_DONE_GLOBAL,
   reward: WOB_REWARD_GLOBAL,
   raw: WOB_RAW_REWARD_GLOBAL,
@@ -199,12 +199,44 @@ class MiniwobEpisode:
         self.task, self.seed, self._utterance = task, seed, str(utterance)
         return self._utterance
 
-    def status(self) -> EpisodeStatus:
+    def status(self) -> EpisodeStatus | None:
         """Read WOB_DONE_GLOBAL, WOB_REWARD_GLOBAL, WOB_RAW_REWARD_GLOBAL and WOB_REWARD_REASON."""
         res = self.page.evaluate(_STATUS_JS)
+        if res is None:  # not on a MiniWoB page any more
+            return None
         return EpisodeStatus(
             done=bool(res["done"]),
             reward=float(res["reward"] or 0.0),
             raw_reward=float(res["raw"] or 0.0),
             reason=res["reason"],
         )
+
+
+def episode_outcome(episode: MiniwobEpisode):  # noqa: ANN201 - returns loop.Outcome | None
+    """The loop's outcome once the episode is over (reward > 0 = succeeded), else None."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    from services.worker.agent.loop import Outcome
+
+    try:
+        st = episode.status()
+    except PlaywrightError:  # the action navigated: let the new page load, then look again
+        try:
+            episode.page.wait_for_load_state("load", timeout=10_000)
+            st = episode.status()
+        except PlaywrightError as exc:
+            return Outcome("failed", f"MiniWoB page lost: {(exc.message or str(exc)).splitlines()[0]}")
+    if st is None:
+        return Outcome("failed", f"left the MiniWoB task page (now at {episode.page.url})")
+    if not st.done:
+        return None
+    reason = f"miniwob reward {st.raw_reward:g}" + (f" ({st.reason})" if st.reason else "")
+    return Outcome("succeeded" if st.success else "failed", reason, f"{st.raw_reward:g}")
+
+
+def base_of(task_url: str) -> str:
+    """The served html root of a task page URL (…/miniwob/TASK.html → …)."""
+    head, sep, _ = task_url.rpartition("/miniwob/")
+    if not sep:
+        raise ValueError(f"{task_url!r} is not a MiniWoB task page URL")
+    return head

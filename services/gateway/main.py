@@ -79,6 +79,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     reaper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reaper
+    await models.close_shared_client()
 
 
 def create_app() -> FastAPI:

@@ -92,6 +92,26 @@ def cache_state(db: DB, _user: CurrentUser, settings: Settings) -> CachePublic:
     return CachePublic(max_loras=settings.max_loras, loaded=[r.served_name for r in loaded], **_cache(settings).stats())
 
 
+_client: PolicyClient | None = None
+
+
+def shared_client(settings: GatewaySettings) -> PolicyClient:
+    """One policy client (connection pool) for the gateway process, made on first use."""
+    global _client
+    if _client is None:
+        _client = PolicyClient(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
+                               settings.inference_retries)
+    return _client
+
+
+async def close_shared_client() -> None:
+    """Close the shared client (app shutdown)."""
+    global _client
+    if _client is not None:
+        await _client.aclose()
+        _client = None
+
+
 @router.post("/inference", response_model=InferenceResult)
 async def direct_inference(body: InferenceRequest, _user: CurrentUser, settings: Settings) -> InferenceResult:
     """One completion from the base model, a named model, or an adapter (loaded on demand)."""
@@ -103,9 +123,8 @@ async def direct_inference(body: InferenceRequest, _user: CurrentUser, settings:
     if body.adapter:
         served = adapter = await run_in_threadpool(_ensure_loaded, body.adapter, settings)
     messages = body.messages or [{"role": "user", "content": body.prompt}]
-    async with PolicyClient(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
-                            settings.inference_retries) as client:
-        out = await client.complete(messages, model=served, max_tokens=body.max_tokens, temperature=body.temperature)
+    out = await shared_client(settings).complete(messages, model=served, max_tokens=body.max_tokens,
+                                                 temperature=body.temperature)
     m = out.metrics
     return InferenceResult(text=out.text, model=m.model, adapter=adapter, latency_ms=m.latency_ms, ttft_ms=m.ttft_ms,
                            prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,

@@ -1,4 +1,4 @@
-"""Platform benchmark: N concurrent navigate-and-capture runs, followed live over SSE."""
+"""Platform benchmark: N concurrent one-step runs (scripted finish, no model), followed live over SSE."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from sparkpilot.stats import pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = {"run.succeeded", "run.failed", "run.cancelled"}
-TASK = "benchmark: navigate and capture"
+TASK = "benchmark: open the page and finish"
 PAGE = b"<!doctype html><html><head><title>Sparkpilot benchmark page</title></head><body><h1>Benchmark</h1></body></html>"
 MAX_RECONNECTS = 10
 console = Console(stderr=True)
@@ -101,7 +101,9 @@ class Bench:
         self.progress.advance(self.task_id)
 
     async def _submit_and_follow(self) -> str:
-        body = {"task": TASK, "start_url": self.url, "max_steps": 1}
+        # A scripted policy that finishes at once: this measures the platform, not the model.
+        body = {"task": TASK, "start_url": self.url, "max_steps": 1, "policy": "replay",
+                "actions": [{"name": "finish", "answer": "benchmark"}]}
         resp = await self.client.post("/api/v1/runs", json=body)
         if resp.status_code != 201:
             self.errors.append(f"submit: HTTP {resp.status_code} {resp.text[:200]}")

@@ -84,8 +84,7 @@ class WorkerHooks(Hooks):
         commit_events(emit, self.run_id, "run.message", {"text": text, "from": "agent"})
 
     def should_cancel(self) -> bool:
-        """The heartbeat's view of the cancel flag (refreshed now)."""
-        self.heart.beat()
+        """The cancel flag as the heartbeat thread last read it (every SPARKPILOT_HEARTBEAT_S)."""
         return self.heart.cancel_requested.is_set()
 
     def record(self, step: StepRecord) -> None:
@@ -101,24 +100,16 @@ class WorkerHooks(Hooks):
 
         def _write(session) -> list[EventPublic]:  # noqa: ANN001
             row = Step(run_id=self.run_id, index=step.index, action=step.action, observation=obs,
-                       timings_ms={**step.timings_ms, "model_metrics": step.model_metrics}, error=step.error,
-                       screenshot_path=str(shot_rel) if shot_rel else None,
+                       timings_ms={}, error=step.error, screenshot_path=str(shot_rel) if shot_rel else None,
                        prompt={"messages": step.prompt}, raw_output=step.raw_output)
             session.add(row)
             session.flush()
-            self._row_id = row.id
-            return []
-
-        commit_events(_write)
-        # persist = screenshot file + committed row, measured for real, then stored on the row.
-        step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
-
-        def _finish(session) -> list[EventPublic]:  # noqa: ANN001
-            row = session.get(Step, self._row_id)
-            row.timings_ms = {**row.timings_ms, "persist": step.timings_ms["persist"]}
+            # persist = screenshot file + the step's row written (one transaction; its commit is left out).
+            step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
+            row.timings_ms = {**step.timings_ms, "model_metrics": step.model_metrics}
             payload = {"index": step.index, "action": step.action, "observation": obs, "timings_ms": step.timings_ms,
                        "error": step.error, "has_screenshot": shot_rel is not None}
             return emit(session, self.run_id, "step.completed", payload)
 
-        commit_events(_finish)
+        commit_events(_write)
         STEP_SECONDS.observe(get_redis(), time.perf_counter() - self._step_t0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
@@ -54,23 +55,38 @@ app.add_typer(export_app, name="export")
 def export_trajectories(
     out: Path = typer.Option(..., "--out", help="JSONL file to write"),
     status: str = typer.Option("succeeded", help="run status to export, or 'all'"),
+    policy: str = typer.Option("model", help="model (default), replay, or all: scripted runs are not training data"),
+    min_reward: float | None = typer.Option(None, help="only runs whose environment reward is at least this"),
+    task: str | None = typer.Option(None, help="a MiniWoB task name, or a piece of the run's task text"),
+    model: str | None = typer.Option(None, help="the run's model: base name, NAME@vN, or NAME (any version)"),
+    since: datetime | None = typer.Option(None, help="runs created at or after (ISO date/time, UTC)"),
+    until: datetime | None = typer.Option(None, help="runs created before (ISO date/time, UTC)"),
 ) -> None:
-    """Write one JSON line per step of every run with STATUS (the trainer's input)."""
+    """Write one JSON line per step of every matching run (the trainer's input)."""
     from sparkpilot.db.models import RunStatus
-    from sparkpilot.trajectory import iter_records
+    from sparkpilot.trajectory import TrajectoryFilter, iter_records
 
     try:
         wanted = None if status == "all" else RunStatus(status)
     except ValueError:
         console.print(f"[red]--status must be one of {', '.join(s.value for s in RunStatus)} or all[/red]")
         raise typer.Exit(2) from None
+    if policy not in ("model", "replay", "all"):
+        console.print("[red]--policy must be model, replay or all[/red]")
+        raise typer.Exit(2)
+    flt = TrajectoryFilter(status=wanted, policy=None if policy == "all" else policy, min_reward=min_reward,
+                           task=task, model=model, since=_utc(since), until=_utc(until))
     out.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with session_scope() as s, out.open("w") as fh:
-        for record in iter_records(s, wanted):
+        for record in iter_records(s, flt):
             fh.write(record.model_dump_json() + "\n")
             count += 1
     console.print(f"wrote {count} step records to {out}")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
@@ -87,6 +103,7 @@ def bench_miniwob(
     base_url: str = typer.Option("http://127.0.0.1:8000", help="gateway, with --through-stack"),
     token: str = typer.Option("", envvar="SPARKPILOT_TOKEN", help="API token, with --through-stack"),
     json_out: Path | None = typer.Option(None, "--json", help="write the results here"),
+    model: str = typer.Option("", help="the base model's name or an adapter NAME / NAME@vN (default: the base)"),
 ) -> None:
     """Run MiniWoB++ episodes and print success rate, steps, harness overhead and model latency."""
     import tempfile
@@ -113,6 +130,7 @@ def bench_miniwob(
         console.print("[red]--policy must be model or replay[/red]")
         raise typer.Exit(2)
     settings = get_worker_settings()
+    served = _served_model(model, settings) if policy == "model" and not through_stack else (model or None)
     total = len(task_list) * len(seed_list)
     t0 = time.perf_counter()
     with Progress(console=console) as progress:
@@ -123,16 +141,17 @@ def bench_miniwob(
 
         if through_stack:
             tok = token or get_gateway_settings().admin_token
-            results = bench.run_through_stack(task_list, seed_list, policy, base_url, tok, max_steps, done)
+            results = bench.run_through_stack(task_list, seed_list, policy, base_url, tok, max_steps, done, served)
         else:
-            factory = bench.model_policy_factory(settings) if policy == "model" else bench.replay_policy_factory()
+            factory = bench.model_policy_factory(settings, served) if policy == "model" else bench.replay_policy_factory()
             out_dir = Path(tempfile.mkdtemp(prefix="sparkpilot-miniwob-"))
             results = bench.run_in_process(task_list, seed_list, factory, settings, max_steps, out_dir, done)
-    meta = {"suite": "miniwob", "policy": policy, "through_stack": through_stack, "max_steps": max_steps,
+    meta = {"suite": "miniwob", "policy": policy, "model": served or settings.inference_model,
+            "through_stack": through_stack, "max_steps": max_steps,
             "tasks_requested": task_list, "seeds": seed_list,
             "note": "replay = harness overhead only, not the agent's score" if policy == "replay" else "agent score"}
     report = bench.summarize(results, meta, time.perf_counter() - t0)
-    table = Table(title=f"MiniWoB++ — policy {policy}{' (through the stack)' if through_stack else ''}")
+    table = Table(title=f"MiniWoB++ — policy {policy}, model {meta['model']}{' (through the stack)' if through_stack else ''}")
     for col in ("task", "episodes", "success", "95% CI", "mean steps"):
         table.add_column(col)
     for row in report["tasks"]:
@@ -150,6 +169,24 @@ def bench_miniwob(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2))
         console.print(f"results written to {json_out}")
+
+
+def _served_model(ref: str, settings) -> str | None:  # noqa: ANN001
+    """The base model (None) or the adapter version REF names, loaded into vLLM; exits 2 if unknown."""
+    from services.worker.executor import ensure_adapter_served
+    from sparkpilot import registry
+    from sparkpilot.errors import SparkpilotError
+
+    if not ref or ref == settings.inference_model:
+        return None
+    try:
+        with session_scope() as s:
+            served = registry.resolve(s, ref).served_name
+        ensure_adapter_served(served, settings)
+    except SparkpilotError as exc:
+        console.print(f"[red]--model {ref}: {exc.message}[/red]")
+        raise typer.Exit(2) from None
+    return served
 
 
 @models_app.command("prepare")

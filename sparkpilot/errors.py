@@ -14,6 +14,13 @@ class SparkpilotError(Exception):
             self.code = code
 
 
+class Forbidden(SparkpilotError):
+    """The caller is known but not allowed to do this (admin-only operations)."""
+
+    status_code = 403
+    code = "forbidden"
+
+
 class NotFound(SparkpilotError):
     """The id is unknown (or belongs to another user)."""
 

@@ -86,6 +86,23 @@ class PolicyClient:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
+    @property
+    def server_root(self) -> str:
+        """The server's root URL (vLLM serves /tokenize and /metrics beside /v1)."""
+        return self.base_url.removesuffix("/v1")
+
+    async def tokenize(self, messages: list[dict[str, Any]], model: str | None = None) -> tuple[int, int | None]:
+        """(prompt tokens as the served model counts them, chat template applied; the server's max_model_len)."""
+        body = {"model": model or self.model, "messages": messages, "add_generation_prompt": True}
+        try:
+            resp = await self._client.post(self.server_root + "/tokenize", json=body)
+        except httpx.TransportError as exc:
+            raise InferenceUnavailable(f"model server at {self.base_url} unreachable: {type(exc).__name__}: {exc}") from exc
+        if resp.status_code >= 400:
+            raise InferenceError(f"/tokenize refused: HTTP {resp.status_code}: {resp.text[:300]}")
+        data = resp.json()
+        return int(data["count"]), data.get("max_model_len")
+
     async def complete(
         self,
         messages: list[dict[str, Any]],
@@ -134,6 +151,7 @@ class PolicyClient:
         usage: dict[str, Any] = {}
         finish = None
         chunks = 0
+        served = None
         async with self._client.stream("POST", "/chat/completions", json=body) as resp:
             if resp.status_code >= 500:
                 raise _Retryable(f"HTTP {resp.status_code}: {(await resp.aread())[:300]!r}")
@@ -150,6 +168,7 @@ class PolicyClient:
                     break
                 chunk = json.loads(data)
                 chunks += 1
+                served = served or chunk.get("model")
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 for choice in chunk.get("choices", []):
@@ -160,7 +179,7 @@ class PolicyClient:
                         parts.append(piece)
                     finish = choice.get("finish_reason") or finish
         metrics = CompletionMetrics(
-            model=body["model"],
+            model=served or body["model"],
             latency_ms=round((time.perf_counter() - t0) * 1000, 2),
             ttft_ms=round(ttft, 2) if ttft is not None else None,
             prompt_tokens=usage.get("prompt_tokens"),

@@ -1,7 +1,8 @@
 """The model registry: versioned LoRA adapters, runtime loading into vLLM with LRU eviction, rollback.
 
 Adapters are served to vLLM as `name@vN`; a plain `name` means the version its alias points at
-(the newest registered, until a rollback moves it back).
+(the promoted one: registration promotes by default, promote and rollback move it). Adapter folders
+must lie inside the adapters folder (`SPARKPILOT_ADAPTERS_DIR`).
 """
 
 from __future__ import annotations
@@ -29,12 +30,25 @@ class AdapterCheck:
 
     rank: int
     base_model: str
+    path: Path  # resolved, inside the adapters folder
 
 
-def check_adapter_dir(path: Path, base_model: str, max_rank: int) -> AdapterCheck:
-    """Validate a PEFT LoRA folder for this server, or raise InvalidInput saying why."""
-    if not path.is_absolute():
-        raise InvalidInput(f"adapter path must be absolute: {path}", code="adapter_invalid")
+def adapter_path(path: Path | str, adapters_dir: Path) -> Path:
+    """The real (resolved) folder `path` names, relative to `adapters_dir` or absolute; InvalidInput outside it."""
+    root = Path(adapters_dir).resolve()
+    try:
+        real = (root / path).resolve()  # an absolute `path` replaces `root`; symlinks are followed
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise InvalidInput(f"adapter path {str(path)!r} cannot be resolved: {exc}", code="adapter_path") from exc
+    if real == root or not real.is_relative_to(root):
+        raise InvalidInput(f"adapter path {str(path)!r} is outside the adapters folder {str(root)!r}",
+                           code="adapter_path")
+    return real
+
+
+def check_adapter_dir(path: Path, base_model: str, max_rank: int, adapters_dir: Path) -> AdapterCheck:
+    """Validate a PEFT LoRA folder inside `adapters_dir` for this server, or raise InvalidInput saying why."""
+    path = adapter_path(path, adapters_dir)
     config_file = path / "adapter_config.json"
     if not config_file.is_file():
         raise InvalidInput(f"{path} has no adapter_config.json", code="adapter_invalid")
@@ -53,7 +67,7 @@ def check_adapter_dir(path: Path, base_model: str, max_rank: int) -> AdapterChec
     if not _same_base(declared, base_model):
         raise InvalidInput(f"adapter base model {declared!r} does not match the served base {base_model!r}",
                            code="adapter_base_mismatch")
-    return AdapterCheck(rank=rank, base_model=declared)
+    return AdapterCheck(rank=rank, base_model=declared, path=path)
 
 
 def _same_base(declared: str, base_model: str) -> bool:
@@ -77,6 +91,9 @@ def resolve(session: Session, ref: str) -> Adapter:
     name, version = parse_ref(ref)
     if version is None:
         alias = session.get(AdapterAlias, name)
+        if alias is None and session.scalar(select(Adapter.id).where(Adapter.name == name).limit(1)) is not None:
+            raise NotFound(f"adapter {name!r} has no promoted version; name one as {name}@vN or promote it",
+                           code="adapter_not_promoted")
         version = alias.version if alias else None
     row = session.scalar(select(Adapter).where(Adapter.name == name, Adapter.version == version)) if version else None
     if row is None:
@@ -84,14 +101,43 @@ def resolve(session: Session, ref: str) -> Adapter:
     return row
 
 
-def register(session: Session, name: str, path: Path, base_model: str, max_rank: int, source: str) -> Adapter:
-    """Validate and add the next version of `name`; the alias moves to it."""
-    check = check_adapter_dir(path, base_model, max_rank)
+def is_current(session: Session, row: Adapter) -> bool:
+    """True if `row` is the version its name's alias points at."""
+    alias = session.get(AdapterAlias, row.name)
+    return alias is not None and alias.version == row.version
+
+
+def resolve_model(session: Session, ref: str | None, base_model: str, default_adapter: str) -> str:
+    """The model a run uses: `ref` as served, else `default_adapter`'s promoted version, else the base."""
+    if not ref:
+        alias = session.get(AdapterAlias, default_adapter) if default_adapter else None
+        return resolve(session, default_adapter).served_name if alias is not None else base_model
+    if ref == base_model:
+        return base_model
+    return resolve(session, ref).served_name
+
+
+def register(session: Session, name: str, path: Path | str, base_model: str, max_rank: int, source: str,
+             adapters_dir: Path, promote: bool = True) -> Adapter:
+    """Validate and add the next version of `name`; the alias moves to it if `promote`."""
+    check = check_adapter_dir(Path(path), base_model, max_rank, adapters_dir)
     latest = session.scalar(select(func.max(Adapter.version)).where(Adapter.name == name)) or 0
-    row = Adapter(name=name, version=latest + 1, base_model=check.base_model, path=str(path), rank=check.rank,
+    row = Adapter(name=name, version=latest + 1, base_model=check.base_model, path=str(check.path), rank=check.rank,
                   source=source)
     session.add(row)
-    _point_alias(session, name, row.version)
+    if promote:
+        _point_alias(session, name, row.version)
+    session.flush()
+    return row
+
+
+def promote(session: Session, ref: str) -> Adapter:
+    """Point the alias of `ref`'s name at the version `ref` names (NAME@vN, or NAME: a no-op)."""
+    row = resolve(session, ref)
+    if row.status is AdapterStatus.failed:
+        raise Conflict(f"adapter {row.served_name} failed to load ({row.error}); load it before promoting it",
+                       code="adapter_failed")
+    _point_alias(session, row.name, row.version)
     session.flush()
     return row
 

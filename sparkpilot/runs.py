@@ -22,15 +22,17 @@ WORKER_LOST = "worker lost"
 CANCELLED_BY_USER = "cancelled by user"
 
 
-def create_run(session: Session, user: User, body: RunCreate) -> tuple[Run, list[EventPublic]]:
-    """Insert a queued run and its run.queued event (caller commits, then enqueues)."""
+def create_run(
+    session: Session, user: User, body: RunCreate, model: str | None = None
+) -> tuple[Run, list[EventPublic]]:
+    """Insert a queued run on `model` and its run.queued event (caller commits, then enqueues)."""
     allowed = body.allowed_domains
     if allowed is None:  # by default the run stays on its start URL's site
         host = urlsplit(body.start_url or "").hostname
         allowed = [host] if host else ([body.start_url.rsplit("/", 1)[0] + "/"] if body.start_url else [])
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {})}
     run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps, policy=policy,
-              allowed_domains=allowed, env=body.env.model_dump() if body.env else {})
+              allowed_domains=allowed, env=body.env.model_dump() if body.env else {}, model=model)
     session.add(run)
     session.flush()
     ev = add_event(session, run.id, "run.queued", {"task": run.task, "start_url": run.start_url})
@@ -68,15 +70,16 @@ def _transition(session: Session, run_id: str, allowed: set[RunStatus], *where: 
 
 
 def finish_run(
-    session: Session, run_id: str, status: RunStatus, reason: str, result: str | None = None, *where: object
+    session: Session, run_id: str, status: RunStatus, reason: str, result: str | None = None, *where: object,
+    reward: float | None = None,
 ) -> list[EventPublic]:
-    """Move a live run to a terminal status with its event; no-op if it already ended."""
+    """Move a live run to a terminal status with its event (and the environment's reward); no-op if it already ended."""
     assert status in TERMINAL_STATUSES
     live = {RunStatus.queued, RunStatus.running}
-    values = dict(status=status, reason=reason, result=result, finished_at=utcnow())
+    values = dict(status=status, reason=reason, result=result, finished_at=utcnow(), reward=reward)
     if not _transition(session, run_id, live, *where, **values):
         return []
-    payload = {"reason": reason, "result": result}
+    payload = {"reason": reason, "result": result, **({"reward": reward} if reward is not None else {})}
     return [add_event(session, run_id, f"run.{status.value}", payload)]  # type: ignore[arg-type]
 
 

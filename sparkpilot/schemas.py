@@ -44,8 +44,10 @@ class RunCreate(BaseModel):
     actions: list[dict[str, Any] | str] | None = Field(default=None, max_length=500)
     allowed_domains: list[str] | None = Field(default=None, max_length=50)
     env: MiniwobEnv | None = None
+    # The base model's name, an adapter NAME (its promoted version) or NAME@vN; None = the default adapter or base.
+    model: str | None = Field(default=None, max_length=200)
 
-    @field_validator("start_url")
+    @field_validator("start_url", "model")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value or None
@@ -76,6 +78,8 @@ class RunPublic(BaseModel):
     policy: dict[str, Any]
     allowed_domains: list[str]
     env: dict[str, Any]
+    model: str | None
+    reward: float | None
     cancel_requested: bool
     attempts: int
     created_at: datetime
@@ -143,8 +147,12 @@ class AdapterCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # The PEFT folder, relative to the adapters folder (SPARKPILOT_ADAPTERS_DIR) or absolute; once resolved
+    # (symlinks followed) it must lie inside that folder.
     path: str = Field(min_length=1, max_length=4096)
     source: str = Field(default="api", max_length=200)
+    # Point the name's alias (what plain NAME and runs use) at the new version; False registers it unpromoted.
+    promote: bool = True
 
 
 class ModelPublic(BaseModel):

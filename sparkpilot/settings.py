@@ -30,6 +30,7 @@ class CommonSettings(BaseSettings):
     )
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     workspace_dir: Path = ROOT / "workspace"
+    adapters_dir: Path = ROOT / "workspace" / "adapters"
     queue_name: str = "runs"
     key_prefix: str = "sparkpilot"
     inference_url: str = "http://127.0.0.1:8001/v1"
@@ -38,6 +39,7 @@ class CommonSettings(BaseSettings):
     inference_retries: int = 3
     max_loras: int = 2
     max_lora_rank: int = 8
+    agent_adapter: str = "agent"
     log_level: str = "INFO"
 
     @property
@@ -94,9 +96,9 @@ class WorkerSettings(CommonSettings):
     concurrency: int = 2
     agent_max_failures: int = 3
     agent_screenshot: bool = True
-    agent_aria: bool = True
-    agent_token_budget: int = 1500
-    agent_max_tokens: int = 120
+    agent_max_tokens: int = 64
+    agent_thought: Literal["none", "after"] = "none"
+    agent_coordinates: bool = False
 
 
 class InferenceSettings(CommonSettings):
@@ -106,6 +108,9 @@ class InferenceSettings(CommonSettings):
     inference_port: int = 8001
     inference_venv: Path = ROOT / ".venv-inference"
     model_dir: Path = ROOT / "workspace" / "models" / "smollm2-135m-instruct"
+    # Runtime LoRA (hot-swapping adapters) costs about half the decode speed on CPU; false serves
+    # model_dir alone, e.g. a promoted adapter merged into the base (`sparkpilot models merge`).
+    inference_lora: bool = True
     dtype: str = "float32"
     max_model_len: int = 2048
     kvcache_gb: int = 2

@@ -7,6 +7,8 @@ the model's raw text, and the outcome of the step and of the run.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sparkpilot.db.models import Run, RunStatus, Step
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: reward, model, env on every record
 
 
 class StepOutcome(BaseModel):
@@ -25,6 +27,7 @@ class StepOutcome(BaseModel):
     run_status: str
     run_reason: str | None
     run_result: str | None
+    reward: float | None = None
 
 
 class TrajectoryStep(BaseModel):
@@ -34,6 +37,9 @@ class TrajectoryStep(BaseModel):
     run_id: str
     task: str
     policy: str
+    model: str | None = None  # the model or adapter version that answered at this step
+    env: dict[str, Any] = {}
+    reward: float | None = None  # the environment's verdict on the run (None: no environment)
     step: int
     messages: list[dict[str, Any]]
     target: dict[str, Any]
@@ -46,9 +52,10 @@ class TrajectoryStep(BaseModel):
 def run_records(session: Session, run: Run) -> list[TrajectoryStep]:
     """The run's steps as trajectory records."""
     steps = session.scalars(select(Step).where(Step.run_id == run.id).order_by(Step.index))
-    outcome = dict(run_status=run.status.value, run_reason=run.reason, run_result=run.result)
+    outcome = dict(run_status=run.status.value, run_reason=run.reason, run_result=run.result, reward=run.reward)
     return [
-        TrajectoryStep(run_id=run.id, task=run.task, policy=str(run.policy.get("type", "model")), step=s.index,
+        TrajectoryStep(run_id=run.id, task=run.task, policy=str(run.policy.get("type", "model")),
+                       model=s.model or run.model, env=run.env or {}, reward=run.reward, step=s.index,
                        messages=s.prompt.get("messages", []), target=s.action, raw_output=s.raw_output,
                        observation=s.observation, timings_ms=s.timings_ms,
                        outcome=StepOutcome(error=s.error, **outcome))
@@ -56,12 +63,44 @@ def run_records(session: Session, run: Run) -> list[TrajectoryStep]:
     ]
 
 
-def iter_records(session: Session, status: RunStatus | None, user_id: int | None = None) -> Iterator[TrajectoryStep]:
-    """Records of every matching run, oldest run first."""
+@dataclass
+class TrajectoryFilter:
+    """Which runs become training data. Scripted (replay) runs are left out unless `policy` asks for them."""
+
+    status: RunStatus | None = RunStatus.succeeded
+    policy: str | None = "model"  # None: every policy
+    min_reward: float | None = None
+    task: str | None = None  # a MiniWoB task name, or a piece of the run's task text
+    model: str | None = None  # the run's model: base name, NAME@vN, or NAME (any version)
+    since: datetime | None = None
+    until: datetime | None = None
+    user_id: int | None = None
+
+    def matches(self, run: Run) -> bool:
+        """The checks that are simpler in Python than portable SQL (JSON fields, name prefixes)."""
+        if self.policy is not None and run.policy.get("type", "model") != self.policy:
+            return False
+        if self.task is not None and (run.env or {}).get("task") != self.task and self.task.lower() not in run.task.lower():
+            return False
+        if self.model is not None and run.model != self.model and not (run.model or "").startswith(self.model + "@"):
+            return False
+        return True
+
+
+def iter_records(session: Session, flt: TrajectoryFilter | None = None) -> Iterator[TrajectoryStep]:
+    """Records of every run the filter keeps, oldest run first."""
+    flt = flt or TrajectoryFilter()
     query = select(Run).order_by(Run.created_at)
-    if status is not None:
-        query = query.where(Run.status == status)
-    if user_id is not None:
-        query = query.where(Run.user_id == user_id)
+    if flt.status is not None:
+        query = query.where(Run.status == flt.status)
+    if flt.user_id is not None:
+        query = query.where(Run.user_id == flt.user_id)
+    if flt.min_reward is not None:
+        query = query.where(Run.reward >= flt.min_reward)
+    if flt.since is not None:
+        query = query.where(Run.created_at >= flt.since)
+    if flt.until is not None:
+        query = query.where(Run.created_at < flt.until)
     for run in session.scalars(query).all():
-        yield from run_records(session, run)
+        if flt.matches(run):
+            yield from run_records(session, run)

@@ -43,6 +43,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_ENV": "test",
         "SPARKPILOT_ADMIN_TOKEN": f"sp_test_admin_{tag}",
         "SPARKPILOT_WORKSPACE_DIR": str(tmp / "workspace"),
+        "SPARKPILOT_ADAPTERS_DIR": str(tmp / "workspace" / "adapters"),
         "DATABASE_URL": f"sqlite:///{tmp / 'sparkpilot.db'}",
         "REDIS_URL": os.environ.get("SPARKPILOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "SPARKPILOT_QUEUE_NAME": f"test-runs-{tag}",

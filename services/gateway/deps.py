@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, a DB session, the current user."""
+"""FastAPI dependencies: settings, a DB session, the current user (and an admin-only variant)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sparkpilot.auth import user_for_token
 from sparkpilot.db.models import User
 from sparkpilot.db.session import session_scope
-from sparkpilot.errors import SparkpilotError
+from sparkpilot.errors import Forbidden, SparkpilotError
 from sparkpilot.settings import GatewaySettings, get_gateway_settings
 
 
@@ -51,6 +51,14 @@ def current_user(
     return authenticate(db, bearer_token(authorization))
 
 
+def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    """The authenticated user if they are an admin, else Forbidden."""
+    if not user.is_admin:
+        raise Forbidden("this operation needs an admin token")
+    return user
+
+
 DB = Annotated[Session, Depends(get_db)]
 CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]
 Settings = Annotated[GatewaySettings, Depends(get_gateway_settings)]

@@ -1,4 +1,4 @@
-"""Start vLLM's OpenAI server on the prepared model, LoRA enabled, in the inference venv.
+"""Start vLLM's OpenAI server on the prepared model (runtime LoRA unless turned off), in the inference venv.
 
 `python -m services.inference.serve` replaces itself with the vLLM process (exec), so a
 pid file or a signal reaches vLLM directly.
@@ -6,6 +6,7 @@ pid file or a signal reaches vLLM directly.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -29,8 +30,11 @@ def vllm_command() -> tuple[list[str], dict[str, str]]:
         "--host", s.inference_host, "--port", str(s.inference_port),
         "--dtype", s.dtype,
         "--max-model-len", str(s.max_model_len),
-        "--enable-lora", "--max-loras", str(s.max_loras), "--max-lora-rank", str(s.max_lora_rank),
+        # Compact JSON under structured output: no whitespace tokens for the model to spend time on.
+        "--structured-outputs-config", json.dumps({"backend": "xgrammar", "disable_any_whitespace": True}),
     ]
+    if s.inference_lora:
+        cmd += ["--enable-lora", "--max-loras", str(s.max_loras), "--max-lora-rank", str(s.max_lora_rank)]
     env = dict(os.environ)
     env.update({
         "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",

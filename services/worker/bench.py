@@ -19,6 +19,7 @@ from playwright.sync_api import sync_playwright
 
 from services.worker.agent.loop import Hooks, LoopConfig, Outcome, StepRecord, run_agent
 from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer, episode_outcome
+from services.worker.agent.observe import bid_salt
 from services.worker.agent.policies import ModelPolicy, Policy, ReplayPolicy
 from services.worker.browser import CHROMIUM_ARGS
 from sparkpilot.settings import WorkerSettings
@@ -28,7 +29,7 @@ DEFAULT_TASKS = ["click-button", "click-link", "click-test", "click-test-2", "cl
                  "enter-text", "focus-text", "choose-list", "login-user"]
 DEFAULT_SEEDS = [0, 1]
 REPLAY_SCRIPT = [{"name": "click_xy", "x": 2, "y": 2}] * 2 + [{"name": "finish", "answer": ""}]
-HARNESS_PARTS = ("observe", "parse_guard", "act", "persist")
+HARNESS_PARTS = ("observe", "prompt", "parse_guard", "act", "persist")
 
 
 @dataclass
@@ -76,6 +77,9 @@ class _FileHooks(Hooks):
     def env_outcome(self) -> Outcome | None:
         return episode_outcome(self.episode)
 
+    def env_judges_end(self) -> bool:
+        return True
+
 
 def run_in_process(tasks: list[str], seeds: list[int], make_policy: Callable[[], Policy], settings: WorkerSettings,
                    max_steps: int, out_dir: Path, on_done: Callable[[Episode], None]) -> list[Episode]:
@@ -93,7 +97,8 @@ def run_in_process(tasks: list[str], seeds: list[int], make_policy: Callable[[],
                 hooks = _FileHooks(out_dir, episode)
                 policy = make_policy()
                 cfg = LoopConfig(max_steps=max_steps, allowed=["127.0.0.1"], screenshot=settings.agent_screenshot,
-                                 aria=settings.agent_aria)
+                                 salt=bid_salt("miniwob", task, seed), root=MiniwobEpisode.ROOT,
+                                 thought=settings.agent_thought, coordinates=settings.agent_coordinates)
                 try:
                     outcome = run_agent(page, policy, goal, hooks, cfg)
                 except (PlaywrightError, RuntimeError) as exc:  # one broken episode must not end the benchmark
@@ -121,7 +126,7 @@ def _safe_status(episode: MiniwobEpisode):  # noqa: ANN202
 
 
 def run_through_stack(tasks: list[str], seeds: list[int], policy: str, base_url: str, token: str, max_steps: int,
-                      on_done: Callable[[Episode], None]) -> list[Episode]:
+                      on_done: Callable[[Episode], None], model: str | None = None) -> list[Episode]:
     """Every episode as a run through the gateway and worker (pages served from here)."""
     results = []
     with MiniwobServer() as server, httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"},
@@ -133,13 +138,14 @@ def run_through_stack(tasks: list[str], seeds: list[int], policy: str, base_url:
                                         "max_steps": max_steps, "env": {"type": "miniwob", "task": task, "seed": seed}}
                 if policy == "replay":
                     body.update(policy="replay", actions=REPLAY_SCRIPT)
+                if model:
+                    body["model"] = model
                 resp = api.post("/api/v1/runs", json=body)
                 resp.raise_for_status()
                 run_id = resp.json()["id"]
                 run = _wait(api, run_id)
                 steps = api.get(f"/api/v1/runs/{run_id}/steps").json()
-                result = run.get("result")
-                reward = float(result) if run["reason"].startswith("miniwob reward") and result else None
+                reward = run.get("reward")
                 ep = Episode(task, seed, reward is not None and reward > 0, reward, run["reason"], len(steps),
                              round(time.perf_counter() - t0, 3))
                 for s in steps:
@@ -195,10 +201,11 @@ def summarize(results: list[Episode], meta: dict[str, Any], wall_s: float) -> di
     }
 
 
-def model_policy_factory(settings: WorkerSettings) -> Callable[[], Policy]:
-    """A new model policy per episode."""
-    return lambda: ModelPolicy(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
-                               settings.inference_retries, max_tokens=settings.agent_max_tokens)
+def model_policy_factory(settings: WorkerSettings, model: str | None = None) -> Callable[[], Policy]:
+    """A new model policy per episode, for the base model or a served adapter version (`name@vN`)."""
+    return lambda: ModelPolicy(settings.inference_url, model or settings.inference_model, settings.inference_timeout_s,
+                               settings.inference_retries, max_tokens=settings.agent_max_tokens,
+                               tokenizer_model=settings.inference_model)
 
 
 def replay_policy_factory() -> Callable[[], Policy]:

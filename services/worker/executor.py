@@ -16,9 +16,11 @@ from sqlalchemy import func, select
 from services.worker.agent.loop import LoopConfig, run_agent
 from services.worker.agent.policies import ModelPolicy, Policy, ReplayPolicy
 from services.worker.browser import get_browser_pool
-from services.worker.agent.miniwob import MiniwobEpisode, base_of, episode_outcome
+from services.worker.agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_reward
+from services.worker.agent.observe import bid_salt
 from services.worker.recorder import WorkerHooks, commit_events, emit
-from sparkpilot import runs
+from sparkpilot import registry, runs
+from sparkpilot.errors import SparkpilotError
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import publish
@@ -91,13 +93,15 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
         heart = Heartbeat(run_id, lock, settings)
         heart.start()
         try:
-            status, reason, result = _run_steps(claim.run, settings, heart)
+            status, reason, result, reward = _run_steps(claim.run, settings, heart)
+        except SparkpilotError as exc:  # e.g. the run's adapter cannot be loaded
+            status, reason, result, reward = RunStatus.failed, f"model error: {exc.message}", None, None
         except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
             log.exception("run %s crashed", run_id)
-            status, reason, result = RunStatus.failed, f"internal error: {type(exc).__name__}: {exc}", None
+            status, reason, result, reward = RunStatus.failed, f"internal error: {type(exc).__name__}: {exc}", None, None
         finally:
             heart.stop()
-        ended = commit_events(runs.finish_run, run_id, status, reason, result)
+        ended = commit_events(lambda s: runs.finish_run(s, run_id, status, reason, result, reward=reward))
         return ended[0].type if ended else "already ended"
     finally:
         try:
@@ -106,14 +110,14 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
             pass
 
 
-def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[RunStatus, str, str | None]:
+def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[RunStatus, str, str | None, float | None]:
     """The agent run: open start_url, then the agent loop until a terminal (status, reason, result)."""
     if heart.cancel_requested.is_set():
-        return RunStatus.cancelled, runs.CANCELLED_BY_USER, None
+        return RunStatus.cancelled, runs.CANCELLED_BY_USER, None, None
     pool = get_browser_pool(settings)
     with session_scope() as s:
         done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
-    policy = make_policy(run.policy, settings)
+    policy = make_policy(run, settings)
     hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url)
     try:
         page = hooks.open()
@@ -121,27 +125,40 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
             try:
                 page.goto(run.start_url, wait_until="load")
             except PlaywrightError as exc:
-                return RunStatus.failed, f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}", None
-        goal = run.task
+                return RunStatus.failed, f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}", None, None
+        goal, root, episode = run.task, None, None
         if run.env.get("type") == "miniwob":
             page.set_viewport_size({"width": 500, "height": 320})  # MiniWoB's own size; small screenshots
             episode = MiniwobEpisode(page)
             goal = episode.start(run.env["task"], int(run.env["seed"]), base_of(run.start_url or ""))
+            root = MiniwobEpisode.ROOT
             hooks.env_check = lambda: episode_outcome(episode)
             commit_events(emit, run.id, "run.message", {"text": f"MiniWoB {run.env['task']} seed {run.env['seed']}: {goal}"})
         cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
-                         allowed=run.allowed_domains, screenshot=settings.agent_screenshot, aria=settings.agent_aria,
-                         token_budget=settings.agent_token_budget)
+                         allowed=run.allowed_domains, screenshot=settings.agent_screenshot, salt=bid_salt(run.id),
+                         root=root, thought=settings.agent_thought, coordinates=settings.agent_coordinates)
         outcome = run_agent(page, policy, goal, hooks, cfg, start_index=done_steps)
+        if episode is not None and outcome.reward is None:
+            outcome.reward = episode_reward(episode)
     finally:
         policy.close()
         hooks.close()  # a cancelled or failed run never keeps its browser context
-    return RunStatus(outcome.status), outcome.reason, outcome.result
+    return RunStatus(outcome.status), outcome.reason, outcome.result, outcome.reward
 
 
-def make_policy(spec: dict, settings: WorkerSettings) -> Policy:
-    """The run's policy: the served model (default) or a scripted replay."""
-    if spec.get("type") == "replay":
-        return ReplayPolicy(spec.get("actions") or [])
-    return ModelPolicy(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
-                       settings.inference_retries, max_tokens=settings.agent_max_tokens)
+def make_policy(run: Run, settings: WorkerSettings) -> Policy:
+    """The run's policy: the served model or adapter the run names (default), or a scripted replay."""
+    if run.policy.get("type") == "replay":
+        return ReplayPolicy(run.policy.get("actions") or [])
+    model = run.model or settings.inference_model
+    if model != settings.inference_model:
+        ensure_adapter_served(model, settings)
+    return ModelPolicy(settings.inference_url, model, settings.inference_timeout_s, settings.inference_retries,
+                       max_tokens=settings.agent_max_tokens, tokenizer_model=settings.inference_model)
+
+
+def ensure_adapter_served(served_name: str, settings: WorkerSettings) -> None:
+    """Load the run's adapter version into vLLM if it is not (LRU eviction, under the registry lock)."""
+    cache = registry.AdapterCache(settings.inference_url, settings.max_loras, get_redis(), settings.inference_timeout_s)
+    with get_redis().lock(settings.key("models", "lock"), timeout=300, blocking_timeout=300), session_scope() as s:
+        cache.load(s, registry.resolve(s, served_name))

@@ -74,6 +74,10 @@ class WorkerHooks(Hooks):
         """The environment's verdict (MiniWoB reward), when the run has one."""
         return self.env_check() if self.env_check else None
 
+    def env_judges_end(self) -> bool:
+        """True for runs in an environment (MiniWoB): its reward, not finish, decides success."""
+        return self.env_check is not None
+
     def step_started(self, index: int) -> None:
         """Event step.started."""
         self._step_t0 = time.perf_counter()
@@ -101,7 +105,8 @@ class WorkerHooks(Hooks):
         def _write(session) -> list[EventPublic]:  # noqa: ANN001
             row = Step(run_id=self.run_id, index=step.index, action=step.action, observation=obs,
                        timings_ms={}, error=step.error, screenshot_path=str(shot_rel) if shot_rel else None,
-                       prompt={"messages": step.prompt}, raw_output=step.raw_output)
+                       prompt={"messages": step.prompt}, raw_output=step.raw_output,
+                       model=step.model_metrics.get("model"))
             session.add(row)
             session.flush()
             # persist = screenshot file + the step's row written (one transaction; its commit is left out).

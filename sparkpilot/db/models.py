@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Enum, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Enum, Float, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -108,6 +108,10 @@ class Run(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
     allowed_domains: Mapped[list[str]] = mapped_column(JSON, default=list)
     env: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The model that decides: the base model's name or an adapter version `name@vN`, fixed at creation.
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # The environment's verdict (MiniWoB raw reward in [-1, 1]); None for runs without an environment.
+    reward: Mapped[float | None] = mapped_column(Float, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
@@ -137,6 +141,8 @@ class Step(Base):
     screenshot_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     prompt: Mapped[dict[str, Any]] = mapped_column(default=dict)
     raw_output: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The model or adapter version that answered at this step (as the server named it).
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="steps")

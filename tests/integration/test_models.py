@@ -1,16 +1,18 @@
-"""Model registry against the real vLLM: register, load at runtime, select, unload, evict, roll back."""
+"""Model registry against the real vLLM: register, load at runtime, select, unload, evict, promote, roll back."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import ROOT, Stack, free_port
+from tests.helpers import BIN, FINISH, ROOT, Stack, free_port, wait_terminal
 
 INFERENCE_PY = ROOT / ".venv-inference" / "bin" / "python"
 
@@ -21,12 +23,13 @@ def _vllm_models(stack: Stack) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def adapter_dirs(tmp_path_factory, vllm) -> dict[str, Path]:
-    """Three good tiny LoRAs made with peft over the served model, plus broken variants."""
+def adapter_dirs(base_env, vllm) -> dict[str, Path]:
+    """Three good tiny LoRAs made with peft over the served model, plus broken variants, in the adapters folder."""
     from sparkpilot.settings import InferenceSettings
 
     model_dir = InferenceSettings(_env_file=None).model_dir  # as the vllm fixture serves it
-    root = tmp_path_factory.mktemp("adapters")
+    root = Path(base_env["SPARKPILOT_ADAPTERS_DIR"])
+    root.mkdir(parents=True, exist_ok=True)
     dirs = {}
     for i, name in enumerate(("a", "b", "c")):
         subprocess.run([str(INFERENCE_PY), str(ROOT / "tests" / "make_adapter.py"), str(model_dir), str(root / name),
@@ -45,9 +48,23 @@ def adapter_dirs(tmp_path_factory, vllm) -> dict[str, Path]:
     return dirs
 
 
+@pytest.fixture(scope="module")
+def user_api(stack) -> Iterator[httpx.Client]:
+    """A client with a token of a user who is not an admin (made with `sparkpilot token create`)."""
+    out = subprocess.run([str(BIN / "sparkpilot"), "token", "create", "--user", "dora"], cwd=ROOT, env=stack.env,
+                         capture_output=True, text=True, check=True)
+    token = out.stdout.strip().splitlines()[-1]
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
+        yield c
+
+
 def _err(resp: httpx.Response, status: int) -> str:
     assert resp.status_code == status, resp.text
     return resp.json()["error"]["code"]
+
+
+def _current(api: httpx.Client, name: str) -> list[str]:
+    return [m["name"] for m in api.get("/api/v1/models").json() if m["name"].startswith(name + "@") and m["current"]]
 
 
 def test_bad_adapter_folders_are_refused_and_change_nothing(api, stack, adapter_dirs) -> None:
@@ -66,7 +83,7 @@ def test_bad_adapter_folders_are_refused_and_change_nothing(api, stack, adapter_
 def test_register_load_select_unload(api, stack, adapter_dirs) -> None:
     models = api.get("/api/v1/models").json()
     assert models[0]["kind"] == "base" and models[0]["name"] == "smollm2-135m-instruct"
-    reg = api.post("/api/v1/models/adapters", json={"name": "alpha", "path": str(adapter_dirs["a"])})
+    reg = api.post("/api/v1/models/adapters", json={"name": "alpha", "path": "a"})  # relative to the adapters folder
     assert reg.status_code == 201, reg.text
     assert reg.json()["name"] == "alpha@v1" and reg.json()["status"] == "registered" and reg.json()["rank"] == 4
 
@@ -154,3 +171,97 @@ def test_adapter_the_server_forgot_is_reloaded(api, stack, adapter_dirs) -> None
     assert out.status_code == 200, out.text
     assert api.get("/api/v1/models/cache").json()["misses"] == misses + 1
     assert "forgot@v1" in _vllm_models(stack)
+
+
+def test_registry_writes_need_an_admin(api, user_api, stack, adapter_dirs) -> None:
+    assert api.post("/api/v1/models/adapters", json={"name": "guarded", "path": "a"}).status_code == 201
+    before, loaded_before = api.get("/api/v1/models").json(), _vllm_models(stack)
+    writes = [("/api/v1/models/adapters", {"name": "guarded", "path": "b"}),
+              ("/api/v1/models/adapters/guarded/load", None), ("/api/v1/models/adapters/guarded@v1/unload", None),
+              ("/api/v1/models/adapters/guarded/rollback", None), ("/api/v1/models/adapters/guarded@v1/promote", None)]
+    for path, body in writes:
+        resp = user_api.post(path, json=body)
+        assert _err(resp, 403) == "forbidden", path
+        assert set(resp.json()["error"]) == {"type", "message", "code"} and resp.json()["error"]["type"] == "forbidden"
+    assert user_api.get("/api/v1/models").status_code == 200
+    assert user_api.get("/api/v1/models").json() == before == api.get("/api/v1/models").json()
+    assert user_api.get("/api/v1/models/cache").status_code == 200
+    assert _vllm_models(stack) == loaded_before
+
+
+def test_adapter_paths_outside_the_adapters_folder_are_refused(api, stack, adapter_dirs, tmp_path) -> None:
+    root = adapter_dirs["a"].parent
+    outside, sibling = tmp_path / "outside", root.parent / "sibling"
+    for good_but_elsewhere in (outside, sibling):
+        shutil.copytree(adapter_dirs["a"], good_but_elsewhere, dirs_exist_ok=True)
+    (root / "escape-link").symlink_to(outside, target_is_directory=True)
+    before, loaded_before = api.get("/api/v1/models").json(), _vllm_models(stack)
+    for path in (str(outside), os.path.relpath(outside, root), "../sibling", str(root / ".." / "sibling"),
+                 "a/../../sibling", "escape-link", str(root / "escape-link"), str(root), "."):
+        resp = api.post("/api/v1/models/adapters", json={"name": "escape", "path": path})
+        assert _err(resp, 422) == "adapter_path", path
+    assert api.get("/api/v1/models").json() == before
+    assert _vllm_models(stack) == loaded_before
+    (root / "inside-link").symlink_to(adapter_dirs["b"], target_is_directory=True)  # a link inside stays inside
+    assert api.post("/api/v1/models/adapters", json={"name": "linked", "path": "inside-link"}).status_code == 201
+
+
+def test_promote_and_rollback_move_current(api, adapter_dirs) -> None:
+    for key in ("a", "b", "c"):
+        assert api.post("/api/v1/models/adapters", json={"name": "promo", "path": key}).json()["current"]
+    assert _current(api, "promo") == ["promo@v3"]
+    promoted = api.post("/api/v1/models/adapters/promo@v1/promote")
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json()["name"] == "promo@v1" and promoted.json()["current"]
+    assert _current(api, "promo") == ["promo@v1"]
+    assert _err(api.post("/api/v1/models/adapters/promo/rollback"), 409) == "no_previous_version"
+    assert api.post("/api/v1/models/adapters/promo@v3/promote").status_code == 200
+    assert api.post("/api/v1/models/adapters/promo/rollback").json()["name"] == "promo@v2"
+    assert _current(api, "promo") == ["promo@v2"]
+    assert _err(api.post("/api/v1/models/adapters/promo@v9/promote"), 404) == "adapter_not_found"
+    assert _err(api.post("/api/v1/models/adapters/nope/promote"), 404) == "adapter_not_found"
+    assert _err(api.post("/api/v1/models/adapters/promo@x/promote"), 422) == "adapter_ref"
+
+
+def test_register_without_promote_keeps_current(api, adapter_dirs) -> None:
+    first = api.post("/api/v1/models/adapters", json={"name": "quiet", "path": "a", "promote": False})
+    assert first.status_code == 201 and first.json()["name"] == "quiet@v1" and not first.json()["current"]
+    assert _current(api, "quiet") == []
+    assert _err(api.post("/api/v1/inference", json={"prompt": "x", "adapter": "quiet"}), 404) == "adapter_not_promoted"
+    assert api.post("/api/v1/models/adapters/quiet@v1/promote").json()["current"]
+    second = api.post("/api/v1/models/adapters", json={"name": "quiet", "path": "b", "promote": False}).json()
+    assert second["name"] == "quiet@v2" and not second["current"]
+    assert _current(api, "quiet") == ["quiet@v1"]
+
+
+def test_runs_use_the_model_they_name_fixed_at_creation(api, adapter_dirs, pages) -> None:
+    def submit(**extra) -> httpx.Response:  # noqa: ANN003
+        return api.post("/api/v1/runs", json={"task": "m", "start_url": pages.url + "/index.html", **FINISH, **extra})
+
+    total = api.get("/api/v1/runs").json()["total"]
+    assert _err(submit(model="nosuch"), 404) == "adapter_not_found"
+    assert _err(submit(model="nosuch@v1"), 404) == "adapter_not_found"
+    assert _err(submit(model="bad@ref"), 422) == "adapter_ref"
+    assert api.get("/api/v1/runs").json()["total"] == total  # nothing stored
+    api.post("/api/v1/models/adapters", json={"name": "pick", "path": "a"})
+    api.post("/api/v1/models/adapters", json={"name": "pick", "path": "b", "promote": False})
+    api.post("/api/v1/models/adapters", json={"name": "unpromoted", "path": "c", "promote": False})
+    assert _err(submit(model="unpromoted"), 404) == "adapter_not_promoted"
+
+    ids = {}
+    ids["default"] = submit().json()
+    ids["base"] = submit(model="smollm2-135m-instruct").json()
+    ids["v1"] = submit(model="pick").json()
+    assert api.post("/api/v1/models/adapters/pick@v2/promote").status_code == 200
+    ids["v2"] = submit(model="pick").json()
+    ids["pinned"] = submit(model="pick@v1").json()
+    assert api.post("/api/v1/models/adapters/pick/rollback").status_code == 200
+    ids["back"] = submit(model="pick").json()
+    expected = {"default": "smollm2-135m-instruct", "base": "smollm2-135m-instruct", "v1": "pick@v1",
+                "v2": "pick@v2", "pinned": "pick@v1", "back": "pick@v1"}
+    assert {k: r["model"] for k, r in ids.items()} == expected
+    for key, run in ids.items():  # stored, and not moved by later promotions
+        got = api.get(f"/api/v1/runs/{run['id']}").json()
+        assert got["model"] == expected[key] and "reward" in got
+    for run in ids.values():
+        wait_terminal(api, run["id"])

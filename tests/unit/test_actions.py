@@ -1,7 +1,25 @@
-"""The action registry, the parser's table and the model's JSON schema describe the same actions."""
+"""The action registry, the parser's table and the per-step action space describe the same actions."""
 
-from services.worker.agent.actions import REGISTRY, action_schema
+from services.worker.agent.action_space import build_action_space
+from services.worker.agent.actions import REGISTRY
+from services.worker.agent.observe import Observation
 from services.worker.agent.parse import ACTION_PARAMS, parse_action
+
+
+def _el(bid: str, tag: str, **kw) -> dict:
+    return {"bid": bid, "tag": tag, "role": "", "text": kw.pop("text", ""), "visible": kw.pop("visible", True),
+            "in_viewport": True, **kw}
+
+
+PAGE = Observation(url="http://x.test/", title="t", text="", elements=[
+    _el("417", "button", text="Submit"),
+    _el("23", "input", type="text"),
+    _el("88", "input", type="checkbox", checked=False),
+    _el("301", "select", options=["a", "b"]),
+    _el("302", "option", text="a"),
+    _el("9", "button", text="Gone", visible=False),
+    _el("64", "button", text="Off", disabled=True),
+])
 
 
 def test_parser_table_matches_registry() -> None:
@@ -11,11 +29,33 @@ def test_parser_table_matches_registry() -> None:
         assert set(required) | set(optional) == fields, name
 
 
-def test_schema_offers_every_action_and_its_output_parses() -> None:
-    schema = action_schema()
-    variants = schema["properties"]["action"]["anyOf"]
-    assert {v["properties"]["name"]["enum"][0] for v in variants} == set(REGISTRY)
-    click = next(v for v in variants if v["properties"]["name"]["enum"] == ["click"])
-    assert click["required"] == ["name", "bid"] and click["additionalProperties"] is False
-    parsed = parse_action('{"thought": "go", "action": {"name": "fill", "bid": "4", "text": "hi"}}')
-    assert (parsed.name, parsed.args, parsed.method) == ("fill", {"bid": "4", "text": "hi"}, "json")
+def test_space_offers_per_action_ids_of_usable_elements_only() -> None:
+    space = build_action_space(PAGE, env_judges_end=True)
+    assert space.actions == ["click", "fill", "select_option", "press"]
+    assert space.bids["click"] == ["417", "23", "88", "301"]  # not hidden, disabled or <option>
+    assert space.bids["fill"] == space.bids["press"] == ["23"]
+    assert space.bids["select_option"] == ["301"]
+    variants = {v["properties"]["action"]["enum"][0]: v for v in space.schema()["anyOf"]}
+    assert variants["click"]["properties"]["bid"]["enum"] == ["417", "23", "88", "301"]
+    assert variants["fill"]["required"] == ["action", "bid", "text"] and variants["fill"]["additionalProperties"] is False
+    assert "thought" not in variants["click"]["properties"]
+    assert space.allows("click", {"bid": "417"}) and not space.allows("click", {"bid": "9"})
+    assert not space.allows("fill", {"bid": "417"}) and not space.allows("finish", {"answer": ""})
+
+
+def test_free_runs_may_finish_and_navigate_environment_runs_may_not() -> None:
+    free = build_action_space(PAGE)
+    assert {"goto", "send_msg_to_user", "finish"} <= set(free.actions) and "go_back" not in free.actions
+    assert "click_xy" not in free.actions and "scroll" not in free.actions
+    scrolled = Observation(url="u", title="t", text="", elements=[], scrollable=True, history_length=3)
+    assert build_action_space(scrolled, env_judges_end=True).actions == ["scroll"]
+    assert "go_back" in build_action_space(scrolled).actions
+    assert "click_xy" in build_action_space(PAGE, coordinates=True).actions
+
+
+def test_thought_comes_after_the_action_and_the_output_parses() -> None:
+    space = build_action_space(PAGE, env_judges_end=True, thought="after")
+    click = space.schema()["anyOf"][0]
+    assert list(click["properties"]) == ["action", "bid", "thought"]
+    parsed = parse_action('{"action": "fill", "bid": "23", "text": "hi", "thought": "type it"}')
+    assert (parsed.name, parsed.args, parsed.method) == ("fill", {"bid": "23", "text": "hi"}, "json")

@@ -1,4 +1,7 @@
-"""Model registry and direct inference: base model, versioned LoRA adapters, LRU-loaded into vLLM."""
+"""Model registry and direct inference: base model, versioned LoRA adapters, LRU-loaded into vLLM.
+
+Reads (GET /models, GET /models/cache, POST /inference) take any token; registry writes need an admin.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from services.gateway.deps import DB, CurrentUser, Settings
+from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
 from sparkpilot import registry
 from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus
 from sparkpilot.errors import NotFound
@@ -44,17 +47,17 @@ def list_models(db: DB, _user: CurrentUser, settings: Settings) -> list[ModelPub
 
 
 @router.post("/models/adapters", status_code=201, response_model=ModelPublic)
-def register_adapter(body: AdapterCreate, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+def register_adapter(body: AdapterCreate, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Register the next version of an adapter folder (validated; 422 with the reason otherwise)."""
     with _lock(settings):
         row = registry.register(db, body.name, Path(body.path), settings.inference_model, settings.max_lora_rank,
-                                body.source)
+                                body.source, settings.adapters_dir, promote=body.promote)
         db.commit()
-    return _public(row, True)
+    return _public(row, registry.is_current(db, row))
 
 
 @router.post("/models/adapters/{ref}/load", response_model=ModelPublic)
-def load_adapter(ref: str, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+def load_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Load an adapter (NAME or NAME@vN) into vLLM, evicting the least recently used past max_loras."""
     with _lock(settings):
         row = registry.resolve(db, ref)
@@ -62,24 +65,33 @@ def load_adapter(ref: str, db: DB, _user: CurrentUser, settings: Settings) -> Mo
             _cache(settings).load(db, row)
         finally:
             db.commit()
-    return _public(row, registry.resolve(db, row.name).version == row.version)
+    return _public(row, registry.is_current(db, row))
 
 
 @router.post("/models/adapters/{ref}/unload", response_model=ModelPublic)
-def unload_adapter(ref: str, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+def unload_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Unload an adapter from vLLM; it stays registered."""
     with _lock(settings):
         row = registry.resolve(db, ref)
         _cache(settings).unload(db, row)
         db.commit()
-    return _public(row, registry.resolve(db, row.name).version == row.version)
+    return _public(row, registry.is_current(db, row))
 
 
 @router.post("/models/adapters/{name}/rollback", response_model=ModelPublic)
-def rollback_adapter(name: str, db: DB, _user: CurrentUser, settings: Settings) -> ModelPublic:
+def rollback_adapter(name: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Point NAME's traffic at its previous version."""
     with _lock(settings):
         row = registry.rollback(db, name)
+        db.commit()
+    return _public(row, True)
+
+
+@router.post("/models/adapters/{ref}/promote", response_model=ModelPublic)
+def promote_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
+    """Point NAME's traffic (plain NAME, new runs) at the version `ref` (NAME@vN) names."""
+    with _lock(settings):
+        row = registry.promote(db, ref)
         db.commit()
     return _public(row, True)
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from services.gateway.deps import DB, CurrentUser, Settings
 from services.gateway.queue import enqueue_run
-from sparkpilot import runs
+from sparkpilot import registry, runs
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.errors import NotFound
 from sparkpilot.events import publish
@@ -24,12 +24,13 @@ router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
 @router.post("", status_code=201, response_model=RunPublic)
 def create_run(body: RunCreate, db: DB, user: CurrentUser, settings: Settings) -> Run:
-    """Create a run and queue it; 503 (and nothing stored) if the queue is down."""
+    """Create a run and queue it; 404 for an unknown model, 503 (and nothing stored) if the queue is down."""
     if body.start_url:
         body.start_url = check_start_url(body.start_url, settings.allowed_url_prefixes)
     client = get_redis()
     client.ping()  # fail fast with 503 before touching the database
-    run, events = runs.create_run(db, user, body)
+    model = registry.resolve_model(db, body.model, settings.inference_model, settings.agent_adapter)
+    run, events = runs.create_run(db, user, body, model)
     db.commit()
     try:
         enqueue_run(run.id)

@@ -192,26 +192,3 @@ def execute(page: Page, name: str, args: dict[str, Any], timeout_ms: float = 500
         return spec.fn(page, params, timeout_ms)
     except PlaywrightError as exc:
         return ActionResult(error=f"{name} failed: {(exc.message or str(exc)).splitlines()[0]}")
-
-
-def action_schema() -> dict[str, Any]:
-    """JSON schema of the model's answer: {"thought", "action": one of the registered actions}."""
-    variants = []
-    for spec in REGISTRY.values():
-        schema = spec.params.model_json_schema()
-        props = {"name": {"type": "string", "enum": [spec.name]}, **schema.get("properties", {})}
-        for prop in props.values():
-            prop.pop("title", None)
-            prop.pop("default", None)
-            prop.pop("minLength", None)
-            if "anyOf" in prop:  # Optional[str] → string (vLLM's grammar handles plain types best)
-                prop.clear()
-                prop["type"] = "string"
-        required = ["name", *[k for k in schema.get("required", [])]]
-        variants.append({"type": "object", "properties": props, "required": required, "additionalProperties": False})
-    return {
-        "type": "object",
-        "properties": {"thought": {"type": "string", "maxLength": 120}, "action": {"anyOf": variants}},
-        "required": ["thought", "action"],
-        "additionalProperties": False,
-    }

@@ -11,11 +11,12 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
 from services.worker.agent import guards
+from services.worker.agent.action_space import ThoughtMode, build_action_space
 from services.worker.agent.actions import execute
 from services.worker.agent.observe import Observation, observe
 from services.worker.agent.parse import ParseError, parse_action
 from services.worker.agent.policies import Policy
-from services.worker.agent.prompt import build_messages
+from services.worker.agent.prompt import PromptTooLong, build_messages, describe_action, fit_messages
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.policy import InferenceUnavailable
 
@@ -43,6 +44,7 @@ class Outcome:
     status: str  # succeeded | failed | cancelled
     reason: str
     result: str | None = None
+    reward: float | None = None  # the environment's verdict, when there is one
 
 
 @dataclass
@@ -53,9 +55,11 @@ class LoopConfig:
     max_failures: int = 3
     allowed: list[str] = field(default_factory=list)
     screenshot: bool = True
-    aria: bool = True
-    token_budget: int = 1500
     action_timeout_ms: float = 5000
+    salt: int = 1  # element ids: random per salt (see observe.py)
+    root: str | None = None  # CSS selector of the task area, when an environment has one
+    thought: ThoughtMode = "none"
+    coordinates: bool = False  # offer click_xy (models that see the screenshot)
 
 
 class Hooks:
@@ -78,6 +82,10 @@ class Hooks:
         """An environment that knows when the task ended (MiniWoB reward) says so here."""
         return None
 
+    def env_judges_end(self) -> bool:
+        """True when an environment, not the agent's finish, decides success."""
+        return False
+
     def relaunch(self) -> Page:
         """A fresh page after a browser crash (raise to give up)."""
         raise RuntimeError("no relaunch available")
@@ -90,13 +98,14 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
     last_error: str | None = None
     failures = 0
     relaunched = False
+    judged = hooks.env_judges_end()
     for index in range(start_index, start_index + cfg.max_steps):
         if hooks.should_cancel():
             return Outcome("cancelled", "cancelled by user")
         hooks.step_started(index)
         t0 = time.perf_counter()
         try:
-            obs = observe(page, screenshot=cfg.screenshot, aria=cfg.aria)
+            obs = observe(page, screenshot=cfg.screenshot, salt=cfg.salt, root=cfg.root)
         except PlaywrightError as exc:
             if relaunched:
                 return Outcome("failed", f"browser crashed again after a relaunch: {_first_line(exc)}")
@@ -104,18 +113,27 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             relaunched = True
             try:
                 page = hooks.relaunch()
-                obs = observe(page, screenshot=cfg.screenshot, aria=cfg.aria)
+                obs = observe(page, screenshot=cfg.screenshot, salt=cfg.salt, root=cfg.root)
             except (PlaywrightError, RuntimeError) as again:
                 return Outcome("failed", f"browser crashed and the relaunch failed: {again}".splitlines()[0])
         t1 = time.perf_counter()
-        messages = build_messages(goal, obs, history_lines, last_error, cfg.token_budget)
+        space = build_action_space(obs, env_judges_end=judged, thought=cfg.thought, coordinates=cfg.coordinates)
         try:
-            decision = policy.decide(messages, obs)
+            messages, prompt_tokens = fit_messages(
+                lambda el, tx: build_messages(goal, obs, space, history_lines, last_error, el, tx),
+                policy.count_tokens, policy.prompt_limit)
+        except PromptTooLong as exc:
+            return Outcome("failed", f"prompt does not fit the model: {exc}")
+        except InferenceUnavailable as exc:
+            return Outcome("failed", f"model server unreachable: {exc.message}")
+        t2 = time.perf_counter()
+        try:
+            decision = policy.decide(messages, space)
         except InferenceUnavailable as exc:
             return Outcome("failed", f"model server unreachable: {exc.message}")
         except SparkpilotError as exc:
             return Outcome("failed", f"model error: {exc.message}")
-        t2 = time.perf_counter()
+        t3 = time.perf_counter()
         action: dict[str, Any] = {}
         error = stop = None
         finished = False
@@ -128,37 +146,36 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
         if action:
             verdict = guards.check(action["name"], action["args"], obs, history, cfg.allowed)
             error, stop = verdict.feedback, verdict.stop
-        t3 = time.perf_counter()
+        t4 = time.perf_counter()
         if action and not error and not stop:
             result = execute(page, action["name"], action["args"], cfg.action_timeout_ms)
             error = result.error
             if result.message:
                 hooks.message(result.message)
             finished, answer = result.finished, result.answer
-        t4 = time.perf_counter()
+        t5 = time.perf_counter()
         env = hooks.env_outcome() if not stop else None
-        timings = {"observe": _ms(t1 - t0), "model": _ms(t2 - t1), "parse_guard": _ms(t3 - t2), "act": _ms(t4 - t3),
+        timings = {"observe": _ms(t1 - t0), "prompt": _ms(t2 - t1), "model": _ms(t3 - t2),
+                   "parse_guard": _ms(t4 - t3), "act": _ms(t5 - t4),
                    **{f"observe_{k}": v for k, v in obs.timings_ms.items()}}
-        hooks.record(StepRecord(index, obs, messages, decision.text, action, error, timings, decision.metrics))
+        metrics = {"prompt_tokens_counted": prompt_tokens, **decision.metrics}
+        hooks.record(StepRecord(index, obs, messages, decision.text, action, error, timings, metrics))
         if action:
             history.append(action)
-            history_lines.append(_describe(action) + (f"  -> error: {error}" if error else ""))
+            history_lines.append(describe_action(action, obs) + (f"  -> error: {error}" if error else ""))
         if stop:
             return Outcome("failed", stop)
         if env is not None:
             return env
         if finished:
+            if judged:  # only the environment's reward makes a success
+                return Outcome("failed", "finished without reward", answer)
             return Outcome("succeeded", "finished", answer)
         failures = failures + 1 if error else 0
         last_error = error
         if failures >= cfg.max_failures:
             return Outcome("failed", f"too many consecutive failures ({failures}); last: {error}")
     return Outcome("failed", f"max_steps ({cfg.max_steps}) reached")
-
-
-def _describe(action: dict[str, Any]) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in action["args"].items())
-    return f"{action['name']}({args})"
 
 
 def _first_line(exc: PlaywrightError) -> str:

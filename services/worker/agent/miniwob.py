@@ -164,6 +164,7 @@ class EpisodeStatus:
 class MiniwobEpisode:
     """Runs MiniWoB++ episodes on one Playwright page: start with a seed, then read the status."""
 
+    ROOT = "#area"  # the task's own area; the instruction above it is given as the goal
     MAX_TIME_MS = 1_000_000
     READY_TIMEOUT_MS = 5_000
 
@@ -231,7 +232,18 @@ def episode_outcome(episode: MiniwobEpisode):  # noqa: ANN201 - returns loop.Out
     if not st.done:
         return None
     reason = f"miniwob reward {st.raw_reward:g}" + (f" ({st.reason})" if st.reason else "")
-    return Outcome("succeeded" if st.success else "failed", reason, f"{st.raw_reward:g}")
+    return Outcome("succeeded" if st.success else "failed", reason, f"{st.raw_reward:g}", st.raw_reward)
+
+
+def episode_reward(episode: MiniwobEpisode) -> float:
+    """The reward the episode earned so far: its raw reward once done, else 0 (nothing earned)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    try:
+        st = episode.status()
+    except PlaywrightError:
+        return 0.0
+    return st.raw_reward if st is not None and st.done else 0.0
 
 
 def base_of(task_url: str) -> str:

@@ -1,7 +1,8 @@
-"""Observation: stable element ids written into the DOM, page text, accessibility snapshot, screenshot."""
+"""Observation: stable, position-free element ids written into the DOM, the element list, page text, screenshot."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,13 +10,32 @@ from typing import Any
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-# One evaluate call. Ids live in the DOM (data-bid) so they stay stable across steps; new
-# elements get the next number from a page-global counter. MiniWoB-style pages put click
-# handlers on plain div/span, so cursor:pointer elements and text leaves count too.
+# One evaluate call. Ids live in the DOM (data-bid) so they stay stable across steps. They are
+# random short numbers from a PRNG seeded by the run's salt (not Math.random, which MiniWoB
+# reseeds), so an id says nothing about position and differs between episodes; a new salt
+# (a new episode) re-numbers the page. MiniWoB-style pages put click handlers on plain div/span,
+# so cursor:pointer elements and text leaves count too. `root` limits the view to a task area.
 _OBSERVE_JS = r"""
-(maxText) => {
+([maxText, salt, rootSel]) => {
   const INTERACTIVE = 'a,button,input,select,textarea,option,label,summary,[role],[onclick],[tabindex],[contenteditable="true"]';
-  if (window.__spNextBid === undefined) window.__spNextBid = 1;
+  if (window.__spSalt !== salt) {
+    window.__spSalt = salt; window.__spRng = (salt >>> 0) || 1; window.__spUsed = new Set();
+    document.querySelectorAll('[data-bid]').forEach((el) => { delete el.dataset.bid; });
+  }
+  const rng = () => {  // mulberry32
+    let t = (window.__spRng = (window.__spRng + 0x6D2B79F5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const newBid = () => {
+    const big = window.__spUsed.size > 400;
+    for (;;) {
+      const b = String(big ? 1000 + Math.floor(rng() * 90000) : 10 + Math.floor(rng() * 990));
+      if (!window.__spUsed.has(b)) { window.__spUsed.add(b); return b; }
+    }
+  };
+  const root = (rootSel && document.querySelector(rootSel)) || document.body || document.documentElement;
   const out = [];
   const seen = new Set();
   const vw = window.innerWidth, vh = window.innerHeight;
@@ -26,9 +46,11 @@ _OBSERVE_JS = r"""
     const r = el.getBoundingClientRect();
     const visible = r.width > 0 && r.height > 0 && style.visibility !== 'hidden' && style.display !== 'none' && style.opacity !== '0';
     if (!visible && !el.matches('input,select,textarea,button,a')) return;
-    if (!el.dataset.bid) el.dataset.bid = String(window.__spNextBid++);
+    if (!el.dataset.bid) el.dataset.bid = newBid();
+    else window.__spUsed.add(el.dataset.bid);
     const tag = el.tagName.toLowerCase();
     let text = (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ');
+    if (!text && el.labels && el.labels.length) text = Array.from(el.labels).map((l) => l.innerText.trim()).join(' ');
     if (!text) text = el.getAttribute('aria-label') || el.getAttribute('title') || el.getAttribute('alt') || '';
     const item = {bid: el.dataset.bid, tag, role: el.getAttribute('role') || '', text: text.slice(0, 100),
       visible, in_viewport: visible && r.bottom > 0 && r.right > 0 && r.top < vh && r.left < vw,
@@ -38,6 +60,7 @@ _OBSERVE_JS = r"""
       if (el.placeholder) item.placeholder = el.placeholder;
       if (el.name) item.name = el.name;
     }
+    if (el.isContentEditable && tag !== 'input' && tag !== 'textarea') item.editable = true;
     if (el.type === 'checkbox' || el.type === 'radio') item.checked = !!el.checked;
     if (tag === 'option') item.selected = !!el.selected;
     if (tag === 'select') item.options = Array.from(el.options).slice(0, 30).map(o => o.text.trim());
@@ -45,8 +68,8 @@ _OBSERVE_JS = r"""
     if (el.disabled) item.disabled = true;
     out.push(item);
   };
-  document.querySelectorAll(INTERACTIVE).forEach(consider);
-  document.querySelectorAll('body *').forEach((el) => {
+  root.querySelectorAll(INTERACTIVE).forEach(consider);
+  root.querySelectorAll('*').forEach((el) => {
     if (seen.has(el) || el.closest('svg') && el.tagName.toLowerCase() !== 'svg') return;
     const tag = el.tagName.toLowerCase();
     if (tag === 'script' || tag === 'style' || tag === 'br') return;
@@ -57,8 +80,10 @@ _OBSERVE_JS = r"""
     const leaf = ownText && el.children.length === 0 && !(el.parentElement && el.parentElement.closest(INTERACTIVE));
     if (pointer || leaf || tag === 'canvas' || tag === 'svg') consider(el);
   });
-  const text = (document.body ? document.body.innerText : '').replace(/\n{3,}/g, '\n\n').slice(0, maxText);
-  return {url: location.href, title: document.title, elements: out, text};
+  const text = (root.innerText || '').replace(/\n{3,}/g, '\n\n').slice(0, maxText);
+  const scroller = document.scrollingElement || document.documentElement;
+  return {url: location.href, title: document.title, elements: out, text,
+          scrollable: scroller.scrollHeight > vh + 4 || scroller.scrollWidth > vw + 4, history: history.length};
 }
 """
 
@@ -71,9 +96,10 @@ class Observation:
     title: str
     elements: list[dict[str, Any]]
     text: str
-    aria: str | None = None
     screenshot: bytes | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    scrollable: bool = False
+    history_length: int = 1
 
     def element(self, bid: str) -> dict[str, Any] | None:
         """The element with this id, if it is on the page."""
@@ -84,12 +110,18 @@ class Observation:
         return {"url": self.url, "title": self.title, "elements": len(self.elements), "text": self.text[:300]}
 
 
-def observe(page: Page, *, screenshot: bool = True, aria: bool = True, max_text: int = 4000) -> Observation:
-    """Mark and list the page's elements (one JS call), then optionally the ARIA snapshot and a PNG."""
+def bid_salt(*parts: object) -> int:
+    """A 31-bit salt for element ids, derived from e.g. the run id or (task, seed)."""
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def observe(page: Page, *, screenshot: bool = True, max_text: int = 4000, salt: int = 1,
+            root: str | None = None) -> Observation:
+    """Mark and list the page's elements with salted random ids (one JS call), then optionally a PNG."""
     t0 = time.perf_counter()
     for attempt in range(3):
         try:
-            data = page.evaluate(_OBSERVE_JS, max_text)
+            data = page.evaluate(_OBSERVE_JS, [max_text, salt, root])
             break
         except PlaywrightError as exc:
             # The last action started a navigation: wait for the new document, then look again.
@@ -97,35 +129,40 @@ def observe(page: Page, *, screenshot: bool = True, aria: bool = True, max_text:
                 raise
             page.wait_for_load_state("load", timeout=30_000)
     t1 = time.perf_counter()
-    snap = None
-    if aria:
-        try:
-            snap = page.aria_snapshot(mode="ai", timeout=2000)
-        except PlaywrightError:
-            snap = None
-    t2 = time.perf_counter()
     png = page.screenshot(type="png") if screenshot else None
-    t3 = time.perf_counter()
-    timings = {"elements": _ms(t1 - t0), "aria": _ms(t2 - t1), "screenshot": _ms(t3 - t2)}
-    return Observation(data["url"], data["title"], data["elements"], data["text"], snap, png, timings)
+    t2 = time.perf_counter()
+    timings = {"elements": _ms(t1 - t0), "screenshot": _ms(t2 - t1)}
+    return Observation(data["url"], data["title"], data["elements"], data["text"], png, timings,
+                       bool(data.get("scrollable")), int(data.get("history") or 1))
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 2)
 
 
+_INPUT_ROLES = {"checkbox": "checkbox", "radio": "radio", "submit": "button", "button": "button", "reset": "button",
+                "password": "password textbox", "select-one": "list", "select-multiple": "list", "range": "slider"}
+
+
+def role_of(e: dict[str, Any]) -> str:
+    """A short role name a small model knows: textbox, checkbox, button, link, list..."""
+    if e["role"]:
+        return e["role"]
+    if e["tag"] in ("input", "select"):
+        return _INPUT_ROLES.get(str(e.get("type")), "textbox")
+    return {"textarea": "textbox", "a": "link", "select": "list"}.get(e["tag"], e["tag"])
+
+
 def render_elements(elements: list[dict[str, Any]], limit_chars: int) -> str:
     """The element list as the model reads it: `[bid] role "text" (state)`, cut to `limit_chars`."""
     lines, used = [], 0
-    for e in elements:
-        if not e.get("visible"):
-            continue
-        role = e["role"] or e.get("type") or e["tag"]
-        parts = [f"[{e['bid']}] {role}"]
+    shown = [e for e in elements if e.get("visible") and e["tag"] != "option"]  # options show on their select
+    for i, e in enumerate(shown):
+        parts = [f"[{e['bid']}] {role_of(e)}"]
         if e.get("text"):
             parts.append(f'"{e["text"]}"')
         for key in ("value", "placeholder", "href"):
-            if e.get(key):
+            if e.get(key) and not (key == "value" and e.get("type") in ("checkbox", "radio", "submit", "button")):
                 parts.append(f"{key}={e[key]!r}")
         if "checked" in e:
             parts.append("checked" if e["checked"] else "unchecked")
@@ -137,7 +174,7 @@ def render_elements(elements: list[dict[str, Any]], limit_chars: int) -> str:
             parts.append("(off-screen)")
         line = " ".join(parts)
         if used + len(line) + 1 > limit_chars:
-            lines.append(f"... ({len(elements) - len(lines)} more elements cut)")
+            lines.append(f"... ({len(shown) - i} more elements cut)")
             break
         lines.append(line)
         used += len(line) + 1

@@ -12,8 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.worker.agent.actions import action_schema
-from services.worker.agent.observe import Observation
+from services.worker.agent.action_space import ActionSpace
 from sparkpilot.policy import PolicyClient
 
 
@@ -29,9 +28,14 @@ class Policy(Protocol):
     """Anything that turns a prompt into the model's raw answer."""
 
     name: str
+    prompt_limit: int  # most prompt tokens, leaving room for the answer
 
-    def decide(self, messages: list[dict[str, str]], obs: Observation) -> Decision:
-        """The raw text of the next action."""
+    def count_tokens(self, messages: list[dict[str, str]]) -> int | None:
+        """The prompt's length in the model's tokens (None: the policy has no tokenizer)."""
+        ...
+
+    def decide(self, messages: list[dict[str, str]], space: ActionSpace) -> Decision:
+        """The raw text of the next action, constrained to `space` where the policy can."""
         ...
 
     def close(self) -> None:
@@ -40,28 +44,48 @@ class Policy(Protocol):
 
 
 class ModelPolicy:
-    """The served model through the policy client, with the action schema as structured output."""
+    """The served model through the policy client; each step's action space is its JSON schema."""
 
     name = "model"
 
-    def __init__(self, base_url: str, model: str, timeout_s: float, retries: int, max_tokens: int = 200,
-                 structured: bool = True) -> None:
+    def __init__(self, base_url: str, model: str, timeout_s: float, retries: int, max_tokens: int = 48,
+                 structured: bool = True, tokenizer_model: str | None = None) -> None:
         # Playwright's sync API owns this thread's event loop, so the async client gets its own thread.
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="policy-loop")
         self._thread.start()
         self._client = PolicyClient(base_url, model, timeout_s, retries)
-        self.model, self.max_tokens = model, max_tokens
-        self.schema = action_schema() if structured else None
+        self.model, self.max_tokens, self.structured = model, max_tokens, structured
+        self.tokenizer_model = tokenizer_model or model  # adapters share the base model's tokenizer
+        self.prompt_limit = 1_000_000  # until the server tells its max_model_len
+        self._template_tokens: int | None = None
 
-    def decide(self, messages: list[dict[str, str]], obs: Observation) -> Decision:
-        """Ask the model."""
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        """Prompt tokens by the server's own tokenizer and chat template (POST /tokenize).
+
+        A byte-level BPE token covers at least one byte, so template tokens + UTF-8 bytes is an upper
+        bound; when that bound already fits, the round trip is skipped.
+        """
+        if self._template_tokens is None:
+            empty = [{"role": m["role"], "content": ""} for m in messages]
+            self._template_tokens, max_len = self._run(self._client.tokenize(empty, self.tokenizer_model))
+            if max_len:
+                self.prompt_limit = int(max_len) - self.max_tokens
+        bound = self._template_tokens + sum(len(m["content"].encode()) for m in messages)
+        if bound <= self.prompt_limit:
+            return bound
+        return self._run(self._client.tokenize(messages, self.tokenizer_model))[0]
+
+    def decide(self, messages: list[dict[str, str]], space: ActionSpace) -> Decision:
+        """Ask the model, constrained to the step's action space."""
+        schema = space.schema() if self.structured else None
         out = self._run(
-            self._client.complete(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=self.schema)
+            self._client.complete(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
         )
         m = out.metrics
         return Decision(out.text, {"model": m.model, "latency_ms": m.latency_ms, "ttft_ms": m.ttft_ms,
-                                   "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens})
+                                   "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
+                                   "finish_reason": out.finish_reason})
 
     def _run(self, coro):  # noqa: ANN001, ANN202
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
@@ -78,12 +102,17 @@ class ReplayPolicy:
     """Plays scripted actions in order (each {"name": ..., **args} or a raw string); for tests and overhead."""
 
     name = "replay"
+    prompt_limit = 1500
 
     def __init__(self, actions: list[Any]) -> None:
         self.actions = list(actions)
         self.i = 0
 
-    def decide(self, messages: list[dict[str, str]], obs: Observation) -> Decision:
+    def count_tokens(self, messages: list[dict[str, str]]) -> None:
+        """No tokenizer: the prompt builder estimates."""
+        return None
+
+    def decide(self, messages: list[dict[str, str]], space: ActionSpace) -> Decision:
         """The next scripted answer."""
         if self.i >= len(self.actions):
             return Decision("(replay script exhausted)")

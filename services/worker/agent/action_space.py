@@ -1,0 +1,99 @@
+"""The action space of one step, built from the observation: which actions make sense on this page,
+and for each, which element ids it may name. It becomes the JSON schema that constrains the model
+(vLLM structured output), so a small model can only answer with an id that is on the page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from services.worker.agent.observe import Observation
+
+ThoughtMode = Literal["none", "after"]
+TEXT_INPUT_TYPES = frozenset({"text", "password", "email", "search", "number", "tel", "url", "date", "time",
+                              "datetime-local", "month", "week", "textarea"})
+KEYS = ["Enter", "Tab", "Escape", "Backspace", "ArrowDown", "ArrowUp"]
+MAX_TEXT = 120  # longest fill/answer text the model may write; keeps answers short and stops runaway output
+MAX_THOUGHT = 80
+
+
+def is_fillable(e: dict[str, Any]) -> bool:
+    """A text field or an editable element."""
+    return e["tag"] == "textarea" or bool(e.get("editable")) or e["tag"] == "input" and e.get("type") in TEXT_INPUT_TYPES
+
+
+def _usable(e: dict[str, Any]) -> bool:
+    return bool(e.get("visible")) and not e.get("disabled")
+
+
+@dataclass
+class ActionSpace:
+    """Offered actions; `bids[name]` lists the ids an action may target (absent: it takes no element)."""
+
+    actions: list[str]
+    bids: dict[str, list[str]] = field(default_factory=dict)
+    thought: ThoughtMode = "none"
+
+    def variant(self, name: str) -> dict[str, Any]:
+        """The JSON schema of one offered action, flat: {"action": name, ...params[, "thought"]}."""
+        props: dict[str, Any] = {"action": {"type": "string", "enum": [name]}}
+        if name in self.bids:
+            props["bid"] = {"type": "string", "enum": self.bids[name]}
+        if name == "fill":
+            props["text"] = {"type": "string", "maxLength": MAX_TEXT}
+        elif name == "select_option":
+            props["value"] = {"type": "string", "maxLength": MAX_TEXT}
+        elif name == "press":
+            props["key"] = {"type": "string", "enum": KEYS}
+        elif name == "scroll":
+            props["dy"] = {"type": "integer", "enum": [-300, 300]}
+        elif name == "goto":
+            props["url"] = {"type": "string", "maxLength": 300}
+        elif name in ("finish", "send_msg_to_user"):
+            props["answer" if name == "finish" else "text"] = {"type": "string", "maxLength": MAX_TEXT}
+        if self.thought == "after":
+            props["thought"] = {"type": "string", "maxLength": MAX_THOUGHT}
+        return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+    def schema(self) -> dict[str, Any]:
+        """The answer's JSON schema: exactly one offered action."""
+        variants = [self.variant(n) for n in self.actions]
+        return variants[0] if len(variants) == 1 else {"anyOf": variants}
+
+    def allows(self, name: str, args: dict[str, Any]) -> bool:
+        """True if the action (and its element id) is in this space."""
+        if name not in self.actions:
+            return False
+        return name not in self.bids or str(args.get("bid")) in self.bids[name]
+
+
+def build_action_space(obs: Observation, *, env_judges_end: bool = False, thought: ThoughtMode = "none",
+                       coordinates: bool = False) -> ActionSpace:
+    """The actions that make sense on this page (an environment that judges the end gets no finish/goto)."""
+    usable = [e for e in obs.elements if _usable(e)]
+    bids = {
+        "click": [e["bid"] for e in usable if e["tag"] != "option"],
+        "fill": [e["bid"] for e in usable if is_fillable(e)],
+        "select_option": [e["bid"] for e in usable if e["tag"] == "select"],
+    }
+    bids["press"] = bids["fill"]
+    offered = [name for name in ("click", "fill", "select_option", "press") if bids[name]]
+    if obs.scrollable:
+        offered.append("scroll")
+    if coordinates:
+        offered.append("click_xy")
+    if not env_judges_end:
+        offered += ["goto", *(["go_back"] if obs.history_length > 1 else []), "send_msg_to_user", "finish"]
+    if not offered:  # an empty page inside an environment: scrolling is the only harmless move
+        offered = ["scroll"]
+    return ActionSpace(offered, {k: v for k, v in bids.items() if k in offered}, thought)
+
+
+def example_answer(action: dict[str, Any], thought: ThoughtMode) -> str:
+    """A worked example's answer in the exact (compact) format the schema enforces."""
+    answer = dict(action)
+    if thought == "after":
+        answer["thought"] = "it matches the goal"
+    return json.dumps(answer, separators=(",", ":"))

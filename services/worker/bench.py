@@ -69,7 +69,8 @@ class _FileHooks(Hooks):
         if step.observation.screenshot:
             (self.out_dir / f"{len(self.records):06d}.png").write_bytes(step.observation.screenshot)
         self.fh.write(json.dumps({"action": step.action, "raw": step.raw_output, "error": step.error,
-                                  "obs": step.observation.summary(), "timings": step.timings_ms}) + "\n")
+                                  "obs": step.observation.summary(), "timings": step.timings_ms,
+                                  "model_metrics": step.model_metrics}) + "\n")
         self.fh.flush()
         step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
         self.records.append(step)

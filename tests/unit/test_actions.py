@@ -35,10 +35,15 @@ def test_space_offers_per_action_ids_of_usable_elements_only() -> None:
     assert space.bids["click"] == ["417", "23", "88", "301"]  # not hidden, disabled or <option>
     assert space.bids["fill"] == space.bids["press"] == ["23"]
     assert space.bids["select_option"] == ["301"]
-    variants = {v["properties"]["action"]["enum"][0]: v for v in space.schema()["anyOf"]}
-    assert variants["click"]["properties"]["bid"]["enum"] == ["417", "23", "88", "301"]
-    assert variants["fill"]["required"] == ["action", "bid", "text"] and variants["fill"]["additionalProperties"] is False
-    assert "thought" not in variants["click"]["properties"]
+    variants = space.schema()["anyOf"]
+    clicks = {v["properties"]["target"]["enum"][0]: v["properties"]["bid"]["enum"] for v in variants
+              if v["properties"]["action"]["enum"] == ["click"]}
+    assert clicks == {"Submit": ["417"], "textbox": ["23"], "checkbox": ["88"], "list": ["301"]}
+    fill = next(v for v in variants if v["properties"]["action"]["enum"] == ["fill"])
+    assert fill["required"] == ["action", "target", "bid", "text"] and fill["additionalProperties"] is False
+    select = next(v for v in variants if v["properties"]["action"]["enum"] == ["select_option"])
+    assert select["properties"]["value"]["enum"] == ["a", "b"]  # the select's own options
+    assert all("thought" not in v["properties"] for v in variants)
     assert space.allows("click", {"bid": "417"}) and not space.allows("click", {"bid": "9"})
     assert not space.allows("fill", {"bid": "417"}) and not space.allows("finish", {"answer": ""})
 
@@ -53,9 +58,16 @@ def test_free_runs_may_finish_and_navigate_environment_runs_may_not() -> None:
     assert "click_xy" in build_action_space(PAGE, coordinates=True).actions
 
 
+def test_elements_with_the_same_name_share_one_target() -> None:
+    page = Observation(url="u", title="t", text="", elements=[_el("5", "button", text="okay"),
+                                                               _el("71", "button", text="okay")])
+    variants = build_action_space(page, env_judges_end=True).variants("click")
+    assert len(variants) == 1 and variants[0]["properties"]["bid"]["enum"] == ["5", "71"]
+
+
 def test_thought_comes_after_the_action_and_the_output_parses() -> None:
     space = build_action_space(PAGE, env_judges_end=True, thought="after")
     click = space.schema()["anyOf"][0]
-    assert list(click["properties"]) == ["action", "bid", "thought"]
+    assert list(click["properties"]) == ["action", "target", "bid", "thought"]
     parsed = parse_action('{"action": "fill", "bid": "23", "text": "hi", "thought": "type it"}')
     assert (parsed.name, parsed.args, parsed.method) == ("fill", {"bid": "23", "text": "hi"}, "json")

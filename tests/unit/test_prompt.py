@@ -38,7 +38,7 @@ def test_small_page_is_whole_and_the_system_part_is_fixed() -> None:
     assert '[102] button "button number 2"' in user
     assert "PAGE TEXT:\nSome other text" in user  # only what the elements do not show
     assert "LAST ERROR" not in user and "PREVIOUS ACTIONS" not in user
-    assert msgs[0]["content"] == system_prompt() and '{"action":"click","bid":"57"}' in msgs[0]["content"]
+    assert msgs[0]["content"] == system_prompt() and '{"action":"click","target":"Submit","bid":"57"}' in msgs[0]["content"]
 
 
 def test_a_limit_below_the_fixed_part_is_a_clear_error() -> None:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from services.worker.agent.observe import Observation
+from services.worker.agent.observe import Observation, role_of
 
 ThoughtMode = Literal["none", "after"]
 TEXT_INPUT_TYPES = frozenset({"text", "password", "email", "search", "number", "tel", "url", "date", "time",
@@ -17,6 +17,7 @@ TEXT_INPUT_TYPES = frozenset({"text", "password", "email", "search", "number", "
 KEYS = ["Enter", "Tab", "Escape", "Backspace", "ArrowDown", "ArrowUp"]
 MAX_TEXT = 120  # longest fill/answer text the model may write; keeps answers short and stops runaway output
 MAX_THOUGHT = 80
+MAX_NAME = 30
 
 
 def is_fillable(e: dict[str, Any]) -> bool:
@@ -28,38 +29,65 @@ def _usable(e: dict[str, Any]) -> bool:
     return bool(e.get("visible")) and not e.get("disabled")
 
 
+def target_name(e: dict[str, Any]) -> str:
+    """The short name the model writes before an element's id: its text, placeholder, or role."""
+    name = " ".join(str(e.get("text") or e.get("placeholder") or e.get("name") or role_of(e)).split())
+    return name[:MAX_NAME]
+
+
 @dataclass
 class ActionSpace:
-    """Offered actions; `bids[name]` lists the ids an action may target (absent: it takes no element)."""
+    """Offered actions; `bids[name]` lists the ids an action may target (absent: it takes no element).
+
+    An element action is answered as {"action", "target", "bid", ...}: the model first writes the
+    element's name (which it can copy from the goal), and the schema then allows only the ids of
+    elements with that name. The id alone, a few random digits, carries no meaning to choose by.
+    """
 
     actions: list[str]
     bids: dict[str, list[str]] = field(default_factory=dict)
     thought: ThoughtMode = "none"
+    elements: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def variant(self, name: str) -> dict[str, Any]:
-        """The JSON schema of one offered action, flat: {"action": name, ...params[, "thought"]}."""
-        props: dict[str, Any] = {"action": {"type": "string", "enum": [name]}}
-        if name in self.bids:
-            props["bid"] = {"type": "string", "enum": self.bids[name]}
+    def _params(self, name: str, bid: str | None) -> dict[str, Any]:
         if name == "fill":
-            props["text"] = {"type": "string", "maxLength": MAX_TEXT}
-        elif name == "select_option":
-            props["value"] = {"type": "string", "maxLength": MAX_TEXT}
-        elif name == "press":
-            props["key"] = {"type": "string", "enum": KEYS}
-        elif name == "scroll":
-            props["dy"] = {"type": "integer", "enum": [-300, 300]}
-        elif name == "goto":
-            props["url"] = {"type": "string", "maxLength": 300}
-        elif name in ("finish", "send_msg_to_user"):
-            props["answer" if name == "finish" else "text"] = {"type": "string", "maxLength": MAX_TEXT}
-        if self.thought == "after":
-            props["thought"] = {"type": "string", "maxLength": MAX_THOUGHT}
-        return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+            return {"text": {"type": "string", "maxLength": MAX_TEXT}}
+        if name == "select_option":
+            options = (self.elements.get(bid or "") or {}).get("options")
+            return {"value": {"type": "string", "enum": options} if options else {"type": "string", "maxLength": MAX_TEXT}}
+        if name == "press":
+            return {"key": {"type": "string", "enum": KEYS}}
+        if name == "scroll":
+            return {"dy": {"type": "integer", "enum": [-300, 300]}}
+        if name == "goto":
+            return {"url": {"type": "string", "maxLength": 300}}
+        if name in ("finish", "send_msg_to_user"):
+            return {"answer" if name == "finish" else "text": {"type": "string", "maxLength": MAX_TEXT}}
+        return {}
+
+    def variants(self, name: str) -> list[dict[str, Any]]:
+        """JSON schemas of one offered action: per target name for element actions, else one."""
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        for bid in self.bids.get(name, [None]):  # type: ignore[list-item]
+            el = self.elements.get(bid) if bid else None
+            # Elements of a select need their own variant (their options); others group by name.
+            key = (target_name(el) if el else "", bid if name == "select_option" else None)
+            groups.setdefault(key, []).append(bid)
+        out = []
+        for (target, _), bids in groups.items():
+            props: dict[str, Any] = {"action": {"type": "string", "enum": [name]}}
+            if bids != [None]:
+                props["target"] = {"type": "string", "enum": [target]}
+                props["bid"] = {"type": "string", "enum": bids}
+            props.update(self._params(name, bids[0]))
+            if self.thought == "after":
+                props["thought"] = {"type": "string", "maxLength": MAX_THOUGHT}
+            out.append({"type": "object", "properties": props, "required": list(props), "additionalProperties": False})
+        return out
 
     def schema(self) -> dict[str, Any]:
         """The answer's JSON schema: exactly one offered action."""
-        variants = [self.variant(n) for n in self.actions]
+        variants = [v for n in self.actions for v in self.variants(n)]
         return variants[0] if len(variants) == 1 else {"anyOf": variants}
 
     def allows(self, name: str, args: dict[str, Any]) -> bool:
@@ -88,7 +116,8 @@ def build_action_space(obs: Observation, *, env_judges_end: bool = False, though
         offered += ["goto", *(["go_back"] if obs.history_length > 1 else []), "send_msg_to_user", "finish"]
     if not offered:  # an empty page inside an environment: scrolling is the only harmless move
         offered = ["scroll"]
-    return ActionSpace(offered, {k: v for k, v in bids.items() if k in offered}, thought)
+    return ActionSpace(offered, {k: v for k, v in bids.items() if k in offered}, thought,
+                       {e["bid"]: e for e in usable})
 
 
 def example_answer(action: dict[str, Any], thought: ThoughtMode) -> str:

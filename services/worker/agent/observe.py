@@ -49,7 +49,8 @@ _OBSERVE_JS = r"""
     if (!el.dataset.bid) el.dataset.bid = newBid();
     else window.__spUsed.add(el.dataset.bid);
     const tag = el.tagName.toLowerCase();
-    let text = (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ');
+    // A select's innerText is all its options (listed separately): name it by its label instead.
+    let text = tag === 'select' ? '' : (el.innerText || el.textContent || '').trim().replace(/\s+/g, ' ');
     if (!text && el.labels && el.labels.length) text = Array.from(el.labels).map((l) => l.innerText.trim()).join(' ');
     if (!text) text = el.getAttribute('aria-label') || el.getAttribute('title') || el.getAttribute('alt') || '';
     const item = {bid: el.dataset.bid, tag, role: el.getAttribute('role') || '', text: text.slice(0, 100),
@@ -148,7 +149,9 @@ def role_of(e: dict[str, Any]) -> str:
     """A short role name a small model knows: textbox, checkbox, button, link, list..."""
     if e["role"]:
         return e["role"]
-    if e["tag"] in ("input", "select"):
+    if e["tag"] == "select":
+        return "list"
+    if e["tag"] == "input":
         return _INPUT_ROLES.get(str(e.get("type")), "textbox")
     return {"textarea": "textbox", "a": "link", "select": "list"}.get(e["tag"], e["tag"])
 

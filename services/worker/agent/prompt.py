@@ -14,11 +14,11 @@ Messages = list[dict[str, str]]
 CHARS_PER_TOKEN = 4  # only for policies without a tokenizer (scripted replay)
 
 SYSTEM = """You are a web agent. You see a GOAL and the page's ELEMENTS, one per line as [ID] role "text".
-Answer with ONE action as a JSON object, using an ID from the list:
-{"action":"click","bid":ID} click an element
-{"action":"fill","bid":ID,"text":TEXT} type TEXT into a textbox
-{"action":"select_option","bid":ID,"value":OPTION} choose an option of a list
-{"action":"press","bid":ID,"key":KEY} press a key in a textbox
+Answer with ONE action as a JSON object, naming the element by its text and its ID from the list:
+{"action":"click","target":TEXT,"bid":ID} click an element
+{"action":"fill","target":TEXT,"bid":ID,"text":TEXT} type TEXT into a textbox
+{"action":"select_option","target":TEXT,"bid":ID,"value":OPTION} choose an option of a list
+{"action":"press","target":TEXT,"bid":ID,"key":KEY} press a key in a textbox
 {"action":"scroll","dy":300} scroll down
 {"action":"finish","answer":TEXT} the goal is reached
 Only the actions that fit the page are allowed at each step.
@@ -49,9 +49,9 @@ ANSWER: %s"""
 
 def system_prompt(thought: ThoughtMode = "none") -> str:
     """The goal-independent instructions with one worked example in the exact answer format."""
-    return SYSTEM % (example_answer({"action": "click", "bid": "57"}, thought),
-                     example_answer({"action": "fill", "bid": "802", "text": "Paris"}, thought),
-                     example_answer({"action": "click", "bid": "41"}, thought))
+    return SYSTEM % (example_answer({"action": "click", "target": "Submit", "bid": "57"}, thought),
+                     example_answer({"action": "fill", "target": "City", "bid": "802", "text": "Paris"}, thought),
+                     example_answer({"action": "click", "target": "Search", "bid": "41"}, thought))
 
 
 def build_messages(goal: str, obs: Observation, space: ActionSpace, history: list[str], last_error: str | None,

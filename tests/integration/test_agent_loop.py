@@ -42,7 +42,7 @@ def page(browser, pages):
 
 
 def bid_of(page, predicate) -> str:
-    obs = observe(page, screenshot=False, aria=False)
+    obs = observe(page, screenshot=False)
     matches = [e["bid"] for e in obs.elements if predicate(e)]
     assert matches, "element not found in observation"
     return matches[0]
@@ -80,22 +80,35 @@ def test_scripted_run_clicks_fills_selects_scrolls_navigates_and_finishes(page, 
     assert hooks.steps[-1].observation.title == "Second page"
     first = hooks.steps[0]
     assert first.prompt[0]["role"] == "system" and "GOAL: fill the form" in first.prompt[1]["content"]
-    assert first.observation.screenshot.startswith(b"\x89PNG") and first.observation.aria
-    assert {"observe", "model", "act"} <= set(first.timings_ms)
+    assert first.observation.screenshot.startswith(b"\x89PNG")
+    assert {"observe", "prompt", "model", "act"} <= set(first.timings_ms)
 
 
 def test_ids_stay_stable_across_steps_and_dom_changes(page) -> None:
-    before = {e["text"]: e["bid"] for e in observe(page, screenshot=False, aria=False).elements if e["text"]}
+    before = {e["text"]: e["bid"] for e in observe(page, screenshot=False).elements if e["text"]}
     page.evaluate("""() => { const b = document.createElement('button'); b.textContent = 'New one';
                      document.body.prepend(b); }""")
-    after = {e["text"]: e["bid"] for e in observe(page, screenshot=False, aria=False).elements if e["text"]}
+    after = {e["text"]: e["bid"] for e in observe(page, screenshot=False).elements if e["text"]}
     for text in ("Go", "plain span", "Bottom button", "Next page"):
         assert after[text] == before[text]
     assert after["New one"] not in before.values()
 
 
+def test_ids_are_random_per_salt_and_say_nothing_about_position(page) -> None:
+    texts = ("Go", "plain span", "Bottom button", "Next page")
+    first = {e["text"]: e["bid"] for e in observe(page, screenshot=False, salt=11).elements if e["text"] in texts}
+    again = {e["text"]: e["bid"] for e in observe(page, screenshot=False, salt=11).elements if e["text"] in texts}
+    other = {e["text"]: e["bid"] for e in observe(page, screenshot=False, salt=12).elements if e["text"] in texts}
+    assert first == again  # stable within an episode
+    assert set(first.values()).isdisjoint(other.values()) or first != other  # a new salt re-numbers the page
+    assert all(2 <= len(b) <= 3 and b.isdigit() for b in first.values())
+    ids = [int(e["bid"]) for e in observe(page, screenshot=False, salt=11).elements]
+    assert ids != sorted(ids) and len(set(ids)) == len(ids)  # not in document order, no duplicates
+    assert page.locator(f'[data-bid="{first["Go"]}"]').inner_text() == "Go"  # the same ids live in the DOM
+
+
 def test_hidden_and_pointer_elements_are_observed(page) -> None:
-    obs = observe(page, screenshot=False, aria=False)
+    obs = observe(page, screenshot=False)
     span = next(e for e in obs.elements if e["text"] == "plain span")
     assert span["tag"] == "span" and span["visible"]
     hidden = next(e for e in obs.elements if e["text"] == "Hidden button" or (e["tag"] == "button" and not e["visible"]))
@@ -147,8 +160,12 @@ def test_model_policy_errors_end_the_run_with_a_reason(page) -> None:
 
     class Down:
         name = "down"
+        prompt_limit = 1500
 
-        def decide(self, messages, obs) -> Decision:
+        def count_tokens(self, messages) -> None:
+            return None
+
+        def decide(self, messages, space) -> Decision:
             raise InferenceUnavailable("model server at x unreachable after 3 attempts")
 
         def close(self) -> None:

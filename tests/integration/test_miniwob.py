@@ -195,3 +195,17 @@ def test_reset_vs_reload_timing(page: Page, server: MiniwobServer) -> None:
             assert CLICK_BUTTON.match(utterance)
     for label, ms in timings.items():
         print(f"\nminiwob {label}: median {statistics.median(ms):.1f} ms, max {max(ms):.1f} ms over {len(ms)}")
+
+
+def test_ids_differ_between_two_episodes_of_the_same_task(page: Page, server: MiniwobServer) -> None:
+    from services.worker.agent.observe import bid_salt, observe
+
+    ep = MiniwobEpisode(page)
+    ids = []
+    for seed in (0, 1):
+        ep.start("click-checkboxes", seed, server.url)
+        obs = observe(page, screenshot=False, salt=bid_salt("miniwob", "click-checkboxes", seed), root=MiniwobEpisode.ROOT)
+        ids.append([e["bid"] for e in obs.elements])
+        assert page.locator("#query").get_attribute("data-bid") is None  # the instruction is the goal, not an element
+    assert ids[0] and ids[1] and ids[0] != ids[1]
+    assert not set(ids[0]) & set(ids[1]) or len(set(ids[0]) & set(ids[1])) < len(ids[0])

@@ -21,14 +21,14 @@ def miniwob():
         yield server
 
 
-def _bids(server: MiniwobServer, task: str) -> tuple[str, list[dict]]:
-    """The same episode opened here: its instruction and the bids our observer gives its elements."""
+def _goal_and_elements(server: MiniwobServer, task: str) -> tuple[str, list[dict]]:
+    """The same episode opened here: its instruction and its elements (their ids differ per run)."""
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page()
         page.goto(server.task_url(task))
         goal = MiniwobEpisode(page).start(task, SEED, server.url)
-        elements = observe(page, screenshot=False, aria=False).elements
+        elements = observe(page, screenshot=False, root=MiniwobEpisode.ROOT).elements
         browser.close()
     return goal, elements
 
@@ -42,26 +42,35 @@ def _run(api, server, task: str, actions: list[dict]) -> dict:
 
 
 def test_solved_episode_succeeds_with_reward_1(api, miniwob) -> None:
-    goal, elements = _bids(miniwob, "click-button")
+    goal, elements = _goal_and_elements(miniwob, "click-button")
     wanted = goal.split('"')[1] if '"' in goal else goal.split()[-1].rstrip(".")
-    target = next(e for e in elements if e["tag"] == "button" and e["text"] == wanted)
-    run = _run(api, miniwob, "click-button", [{"name": "click", "bid": target["bid"]}])
-    assert (run["status"], run["result"]) == ("succeeded", "1"), run
+    assert any(e["tag"] == "button" and e["text"] == wanted for e in elements)
+    run = _run(api, miniwob, "click-button", [{"name": "click", "target": wanted}])
+    assert (run["status"], run["result"], run["reward"]) == ("succeeded", "1", 1.0), run
     assert run["reason"].startswith("miniwob reward 1")
     events = api.get(f"/api/v1/runs/{run['id']}/events").text
     assert json.dumps(goal)[1:-1] in events  # the instruction became the goal and was announced
     traj = api.get(f"/api/v1/runs/{run['id']}/trajectory").json()
     assert f"GOAL: {goal}" in traj[0]["messages"][1]["content"]
+    assert traj[0]["reward"] == 1.0 and traj[0]["outcome"]["reward"] == 1.0 and traj[0]["env"]["task"] == "click-button"
 
 
 def test_wrong_click_fails_with_negative_reward(api, miniwob) -> None:
-    goal, elements = _bids(miniwob, "click-button")
+    goal, elements = _goal_and_elements(miniwob, "click-button")
     wanted = goal.split('"')[1] if '"' in goal else goal.split()[-1].rstrip(".")
     wrong = next(e for e in elements if e["tag"] == "button" and e["text"] != wanted)
-    run = _run(api, miniwob, "click-button", [{"name": "click", "bid": wrong["bid"]}])
-    assert (run["status"], run["result"]) == ("failed", "-1"), run
+    run = _run(api, miniwob, "click-button", [{"name": "click", "target": wrong["text"]}])
+    assert (run["status"], run["result"], run["reward"]) == ("failed", "-1", -1.0), run
     steps = api.get(f"/api/v1/runs/{run['id']}/steps").json()
     assert len(steps) == 1 and steps[0]["action"]["name"] == "click"
+
+
+def test_finish_without_reward_fails(api, miniwob) -> None:
+    run = _run(api, miniwob, "click-button", [{"name": "finish", "answer": "I clicked it"}])
+    assert (run["status"], run["reason"], run["reward"]) == ("failed", "finished without reward", 0.0), run
+    assert run["result"] == "I clicked it"
+    traj = api.get(f"/api/v1/runs/{run['id']}/trajectory").json()
+    assert [r["reward"] for r in traj] == [0.0] and traj[0]["outcome"]["run_status"] == "failed"
 
 
 def test_miniwob_env_needs_a_start_url_and_a_valid_task(api) -> None:

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.worker.agent.action_space import ActionSpace
+from services.worker.agent.action_space import ActionSpace, target_name
 from sparkpilot.policy import PolicyClient
 
 
@@ -57,8 +57,17 @@ class ModelPolicy:
         self._client = PolicyClient(base_url, model, timeout_s, retries)
         self.model, self.max_tokens, self.structured = model, max_tokens, structured
         self.tokenizer_model = tokenizer_model or model  # adapters share the base model's tokenizer
-        self.prompt_limit = 1_000_000  # until the server tells its max_model_len
-        self._template_tokens: int | None = None
+        self._limit: int | None = None
+        self._template_tokens = 0
+
+    @property
+    def prompt_limit(self) -> int:
+        """max_model_len as the server reports it, minus room for the answer (asked once)."""
+        if self._limit is None:
+            empty = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
+            self._template_tokens, max_len = self._run(self._client.tokenize(empty, self.tokenizer_model))
+            self._limit = int(max_len or 2048) - self.max_tokens
+        return self._limit
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """Prompt tokens by the server's own tokenizer and chat template (POST /tokenize).
@@ -66,11 +75,6 @@ class ModelPolicy:
         A byte-level BPE token covers at least one byte, so template tokens + UTF-8 bytes is an upper
         bound; when that bound already fits, the round trip is skipped.
         """
-        if self._template_tokens is None:
-            empty = [{"role": m["role"], "content": ""} for m in messages]
-            self._template_tokens, max_len = self._run(self._client.tokenize(empty, self.tokenizer_model))
-            if max_len:
-                self.prompt_limit = int(max_len) - self.max_tokens
         bound = self._template_tokens + sum(len(m["content"].encode()) for m in messages)
         if bound <= self.prompt_limit:
             return bound
@@ -99,7 +103,10 @@ class ModelPolicy:
 
 
 class ReplayPolicy:
-    """Plays scripted actions in order (each {"name": ..., **args} or a raw string); for tests and overhead."""
+    """Plays scripted actions in order (each {"name": ..., **args} or a raw string); for tests and overhead.
+
+    An action may name its element by `target` (its text, as the model writes it) instead of `bid`.
+    """
 
     name = "replay"
     prompt_limit = 1500
@@ -120,6 +127,9 @@ class ReplayPolicy:
         self.i += 1
         if isinstance(item, str):
             return Decision(item)
+        if "target" in item and "bid" not in item:  # name the element as the model does; its id is looked up
+            bids = [b for b in space.bids.get(item.get("name", ""), []) if target_name(space.elements[b]) == item["target"]]
+            item = {k: v for k, v in item.items() if k != "target"} | ({"bid": bids[0]} if bids else {})
         return Decision(json.dumps({"thought": "replay", "action": item}))
 
     def close(self) -> None:

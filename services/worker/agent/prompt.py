@@ -87,14 +87,17 @@ def _extra_text(obs: Observation, limit: int) -> str:
     return "\n".join(lines)[:limit]
 
 
-def fit_messages(build: Callable[[int, int], Messages], count: Callable[[Messages], int] | None,
+def fit_messages(build: Callable[[int, int], Messages], count: Callable[[Messages], int | None] | None,
                  limit_tokens: int) -> tuple[Messages, int]:
     """Build the prompt and shrink the page part until it fits `limit_tokens` as the server counts them.
 
-    `count` is the served model's tokenizer (None: estimate at CHARS_PER_TOKEN). Page text is cut
-    first, then the element list, in proportion to the overshoot.
+    `count` is the served model's tokenizer (None, or a None answer: estimate at CHARS_PER_TOKEN).
+    Page text is cut first, then the element list, in proportion to the overshoot.
     """
-    measure = count or (lambda m: sum(len(x["content"]) for x in m) // CHARS_PER_TOKEN + 8)
+    def measure(messages: Messages) -> int:
+        n = count(messages) if count else None
+        return n if n is not None else sum(len(x["content"]) for x in messages) // CHARS_PER_TOKEN + 8
+
     element_chars, text_chars = limit_tokens * CHARS_PER_TOKEN, 1000
     for _ in range(6):
         messages = build(element_chars, text_chars)

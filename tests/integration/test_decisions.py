@@ -1,0 +1,87 @@
+"""How the model decides, against the real vLLM server: ids from the page only, prompts that fit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from services.worker.agent.action_space import build_action_space
+from services.worker.agent.observe import observe
+from services.worker.agent.policies import ModelPolicy
+from services.worker.agent.prompt import build_messages, fit_messages
+from services.worker.browser import CHROMIUM_ARGS
+from sparkpilot.policy import PolicyClient
+
+MODEL = "smollm2-135m-instruct"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _page_with(browser, html: str):
+    page = browser.new_page(viewport={"width": 800, "height": 600})
+    page.set_content(html)
+    return page
+
+
+def test_every_sampled_answer_names_an_id_on_the_page(browser, vllm) -> None:
+    page = _page_with(browser, """<h1>Shop</h1><button>Buy</button><button>Cancel</button>
+        <a href="#x">Help</a><input placeholder="Coupon"><select><option>S</option><option>M</option></select>
+        <span style="cursor:pointer">More</span>""")
+    obs = observe(page, screenshot=False, salt=7)
+    space = build_action_space(obs, env_judges_end=True)
+    on_page = {e["bid"] for e in obs.elements}
+    messages = build_messages("Buy the item in size M.", obs, space, [], None)
+    policy = ModelPolicy(vllm, MODEL, 60, 2, max_tokens=64)
+    seen = set()
+    try:
+        import asyncio
+
+        client = PolicyClient(vllm, MODEL, 60, 2)
+
+        async def sample(n: int) -> list[str]:  # temperature 1.0: the schema, not greedy luck, keeps ids valid
+            outs = await asyncio.gather(*(client.complete(messages, max_tokens=64, temperature=1.0,
+                                                          json_schema=space.schema()) for _ in range(n)))
+            await client.aclose()
+            return [o.text for o in outs]
+
+        texts = policy._run(sample(12))
+    finally:
+        policy.close()
+    for text in texts:
+        answer = json.loads(text)
+        assert answer["action"] in space.actions, text
+        assert answer["bid"] in on_page and space.allows(answer["action"], answer), text
+        element = obs.element(answer["bid"])
+        assert answer["target"] == (element["text"] or answer["target"])  # the name belongs to that id
+        seen.add(answer["bid"])
+    assert seen  # and the answers are not all the same position by construction
+    page.close()
+
+
+def test_a_500_element_page_fits_the_model_context(browser, vllm) -> None:
+    buttons = "".join(f"<button>Product number {i} with a long descriptive name</button>" for i in range(500))
+    page = _page_with(browser, f"<p>{'filler text ' * 400}</p>{buttons}")
+    obs = observe(page, screenshot=False, salt=3)
+    assert len(obs.elements) >= 500
+    space = build_action_space(obs)
+    policy = ModelPolicy(vllm, MODEL, 120, 2, max_tokens=64)
+    try:
+        messages, counted = fit_messages(lambda e, t: build_messages("Click product 250.", obs, space, [], None, e, t),
+                                         policy.count_tokens, policy.prompt_limit)
+        exact, max_len = policy._run(policy._client.tokenize(messages, MODEL))
+        assert max_len == 2048 and exact <= policy.prompt_limit == 2048 - 64
+        assert "more elements cut" in messages[1]["content"]
+        decision = policy.decide(messages, space)  # the server accepts it and answers in the schema
+        assert decision.metrics["prompt_tokens"] == exact
+        assert space.allows(json.loads(decision.text)["action"], json.loads(decision.text))
+    finally:
+        policy.close()
+        page.close()

@@ -199,5 +199,34 @@ def models_prepare() -> None:
     raise typer.Exit(subprocess.call([str(ROOT / "services" / "inference" / "setup.sh")]))
 
 
+@models_app.command("merge")
+def models_merge(
+    ref: str = typer.Argument(..., help="adapter NAME (its promoted version) or NAME@vN"),
+    out: Path | None = typer.Option(None, help="output folder (default: workspace/models/NAME-vN-merged)"),
+) -> None:
+    """Merge an adapter version into the base model: serve it with SPARKPILOT_INFERENCE_LORA=false for speed."""
+    import subprocess
+
+    from sparkpilot import registry
+    from sparkpilot.errors import SparkpilotError
+    from sparkpilot.settings import ROOT, get_inference_settings
+
+    settings = get_inference_settings()
+    try:
+        with session_scope() as s:
+            row = registry.resolve(s, ref)
+            adapter_path, label = row.path, f"{row.name}-v{row.version}"
+    except SparkpilotError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    target = out or settings.model_dir.parent / f"{label}-merged"
+    code = subprocess.call([str(settings.inference_venv / "bin" / "python"),
+                            str(ROOT / "services" / "inference" / "merge_adapter.py"),
+                            str(settings.model_dir), adapter_path, str(target)])
+    if code == 0:
+        console.print(f"merged into {target}; serve it with SPARKPILOT_INFERENCE_LORA=false SPARKPILOT_MODEL_DIR={target}")
+    raise typer.Exit(code)
+
+
 if __name__ == "__main__":
     app()

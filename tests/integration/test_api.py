@@ -53,7 +53,7 @@ def test_replay_run_records_every_step_with_screenshot_and_trajectory(api, pages
     assert png.content.startswith(b"\x89PNG\r\n\x1a\n") and len(png.content) > 1000
     _error(api.get(f"/api/v1/runs/{run['id']}/steps/7/screenshot"), 404)
     traj = api.get(f"/api/v1/runs/{run['id']}/trajectory").json()
-    assert len(traj) == 3 and traj[0]["schema_version"] == 1
+    assert len(traj) == 3 and traj[0]["schema_version"] == 2
     assert traj[0]["messages"][0]["role"] == "system" and "GOAL: look at the page" in traj[0]["messages"][1]["content"]
     assert traj[0]["target"] == steps[0]["action"] and traj[1]["raw_output"] == "this is not an action"
     assert traj[2]["outcome"]["run_status"] == "succeeded" and traj[1]["outcome"]["error"]
@@ -206,13 +206,21 @@ def test_export_trajectories_cli_writes_jsonl(stack, api, pages, tmp_path) -> No
     run = api.post("/api/v1/runs", json={"task": "export me", "start_url": pages.url + "/agent.html",
                                          "policy": "replay", "actions": script}).json()
     assert wait_terminal(api, run["id"])["status"] == "succeeded"
-    out = tmp_path / "traj.jsonl"
-    subprocess.run([str(BIN / "sparkpilot"), "export", "trajectories", "--status", "succeeded", "--out", str(out)],
-                   cwd=ROOT, env=stack.env, check=True, capture_output=True)
-    records = [TrajectoryStep.model_validate_json(line) for line in out.read_text().splitlines()]
+
+    def export(*args: str) -> list[TrajectoryStep]:
+        out = tmp_path / "traj.jsonl"
+        subprocess.run([str(BIN / "sparkpilot"), "export", "trajectories", "--out", str(out), *args],
+                       cwd=ROOT, env=stack.env, check=True, capture_output=True)
+        return [TrajectoryStep.model_validate_json(line) for line in out.read_text().splitlines()]
+
+    assert all(r.policy == "model" for r in export())  # scripted runs are not training data by default
+    assert run["id"] not in {r.run_id for r in export()}
+    records = export("--policy", "replay", "--task", "export me")
     mine = [r for r in records if r.run_id == run["id"]]
     assert [r.step for r in mine] == [0, 1] and mine[1].target["name"] == "finish"
-    assert all(r.outcome.run_status == "succeeded" for r in records)
-    bad = subprocess.run([str(BIN / "sparkpilot"), "export", "trajectories", "--status", "nope", "--out", str(out)],
-                         cwd=ROOT, env=stack.env, capture_output=True, text=True)
+    assert all(r.outcome.run_status == "succeeded" and r.policy == "replay" and "export me" in r.task for r in records)
+    assert export("--policy", "replay", "--task", "no such task") == []
+    assert run["id"] not in {r.run_id for r in export("--policy", "all", "--since", "2999-01-01")}
+    bad = subprocess.run([str(BIN / "sparkpilot"), "export", "trajectories", "--status", "nope", "--out",
+                          str(tmp_path / "x.jsonl")], cwd=ROOT, env=stack.env, capture_output=True, text=True)
     assert bad.returncode == 2 and "--status must be one of" in bad.stderr

@@ -265,3 +265,19 @@ def test_runs_use_the_model_they_name_fixed_at_creation(api, adapter_dirs, pages
         assert got["model"] == expected[key] and "reward" in got
     for run in ids.values():
         wait_terminal(api, run["id"])
+
+
+def test_a_run_naming_an_adapter_is_decided_by_it(api, stack, adapter_dirs, pages) -> None:
+    assert api.post("/api/v1/models/adapters", json={"name": "decider", "path": "a"}).status_code == 201
+    body = {"task": "Press Go.", "start_url": pages.url + "/agent.html", "max_steps": 1, "model": "decider"}
+    run = api.post("/api/v1/runs", json=body).json()
+    assert run["model"] == "decider@v1" and run["policy"] == {"type": "model"}
+    done = wait_terminal(api, run["id"], timeout=240)
+    assert done["status"] in ("succeeded", "failed") and done["reason"], done
+    assert "decider@v1" in _vllm_models(stack)  # the worker loaded it into vLLM
+    steps = api.get(f"/api/v1/runs/{run['id']}/steps").json()
+    assert len(steps) == 1
+    step = steps[0]
+    assert step["timings_ms"]["model_metrics"]["model"] == "decider@v1"  # as vLLM named the answering model
+    record = api.get(f"/api/v1/runs/{run['id']}/trajectory").json()[0]
+    assert record["model"] == "decider@v1" and record["raw_output"]

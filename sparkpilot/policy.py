@@ -165,7 +165,7 @@ class PolicyClient:
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    break
+                    continue  # not break: the server ends the stream, and the line iterator closes cleanly
                 chunk = json.loads(data)
                 chunks += 1
                 served = served or chunk.get("model")

@@ -43,6 +43,11 @@ class Policy(Protocol):
         ...
 
 
+# The fixed system part with the chat template, counted once per server, model and text (per process).
+_HEAD_TOKENS: dict[str, int] = {}
+_MAX_MODEL_LEN: dict[str, int] = {}  # per server and model, asked once per process
+
+
 class ModelPolicy:
     """The served model through the policy client; each step's action space is its JSON schema."""
 
@@ -58,24 +63,29 @@ class ModelPolicy:
         self.model, self.max_tokens, self.structured = model, max_tokens, structured
         self.tokenizer_model = tokenizer_model or model  # adapters share the base model's tokenizer
         self._limit: int | None = None
-        self._template_tokens = 0
 
     @property
     def prompt_limit(self) -> int:
         """max_model_len as the server reports it, minus room for the answer (asked once)."""
         if self._limit is None:
-            empty = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
-            self._template_tokens, max_len = self._run(self._client.tokenize(empty, self.tokenizer_model))
-            self._limit = int(max_len or 2048) - self.max_tokens
+            key = f"{self._client.base_url} {self.tokenizer_model}"
+            if key not in _MAX_MODEL_LEN:
+                empty = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
+                _MAX_MODEL_LEN[key] = int(self._run(self._client.tokenize(empty, self.tokenizer_model))[1] or 2048)
+            self._limit = _MAX_MODEL_LEN[key] - self.max_tokens
         return self._limit
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """Prompt tokens by the server's own tokenizer and chat template (POST /tokenize).
 
-        A byte-level BPE token covers at least one byte, so template tokens + UTF-8 bytes is an upper
-        bound; when that bound already fits, the round trip is skipped.
+        A byte-level BPE token covers at least one byte, so (template + fixed part, counted once)
+        + the other messages' UTF-8 bytes is an upper bound; when it fits, the round trip is skipped.
         """
-        bound = self._template_tokens + sum(len(m["content"].encode()) for m in messages)
+        head = [m if i == 0 else {"role": m["role"], "content": ""} for i, m in enumerate(messages)]
+        key = json.dumps([self._client.base_url, self.tokenizer_model, head])
+        if key not in _HEAD_TOKENS:
+            _HEAD_TOKENS[key] = self._run(self._client.tokenize(head, self.tokenizer_model))[0]
+        bound = _HEAD_TOKENS[key] + sum(len(m["content"].encode()) for m in messages[1:])
         if bound <= self.prompt_limit:
             return bound
         return self._run(self._client.tokenize(messages, self.tokenizer_model))[0]

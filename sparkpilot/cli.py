@@ -173,16 +173,13 @@ def bench_miniwob(
 
 def _served_model(ref: str, settings) -> str | None:  # noqa: ANN001
     """The base model (None) or the adapter version REF names, loaded into vLLM; exits 2 if unknown."""
-    from services.worker.executor import ensure_adapter_served
     from sparkpilot import registry
     from sparkpilot.errors import SparkpilotError
 
     if not ref or ref == settings.inference_model:
         return None
     try:
-        with session_scope() as s:
-            served = registry.resolve(s, ref).served_name
-        ensure_adapter_served(served, settings)
+        served = registry.ensure_loaded(ref, settings)
     except SparkpilotError as exc:
         console.print(f"[red]--model {ref}: {exc.message}[/red]")
         raise typer.Exit(2) from None

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, utcnow
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.policy import InferenceError, InferenceUnavailable
-from sparkpilot.settings import get_settings
+from sparkpilot.redis_client import get_redis
+from sparkpilot.settings import CommonSettings, get_settings
 
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 
@@ -241,3 +242,23 @@ class AdapterCache:
         if row.status is not AdapterStatus.failed:
             row.status = AdapterStatus.registered
         session.flush()
+
+
+def adapter_cache(settings: CommonSettings) -> AdapterCache:
+    """The cache for the configured model server."""
+    return AdapterCache(settings.inference_url, settings.max_loras, get_redis(), settings.inference_timeout_s)
+
+
+def registry_lock(settings: CommonSettings):  # noqa: ANN201 - a redis Lock
+    """One registry mutation at a time across processes (gateways, workers): the LRU bookkeeping is not atomic."""
+    return get_redis().lock(settings.key("models", "lock"), timeout=300, blocking_timeout=300)
+
+
+def ensure_loaded(ref: str, settings: CommonSettings) -> str:
+    """Load the adapter version `ref` names into vLLM if it is not (evicting LRU ones); its served name."""
+    from sparkpilot.db.session import session_scope
+
+    with registry_lock(settings), session_scope() as s:
+        row = resolve(s, ref)
+        adapter_cache(settings).load(s, row)
+        return row.served_name

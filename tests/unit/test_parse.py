@@ -299,7 +299,7 @@ def test_invalid_values(obj: dict, param: str) -> None:
 def test_no_action_message_shows_format(text: str) -> None:
     with pytest.raises(ParseError) as exc:
         parse_action(text)
-    assert '"action": {"name": "click", "bid": "12"}' in str(exc.value)
+    assert '{"action":"click","target":"Submit","bid":"12"}' in str(exc.value)
 
 
 def test_garbage_only_raises_parse_error() -> None:

@@ -15,20 +15,10 @@ from sparkpilot import registry
 from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus
 from sparkpilot.errors import NotFound
 from sparkpilot.policy import PolicyClient
-from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import AdapterCreate, CachePublic, InferenceRequest, InferenceResult, ModelPublic
 from sparkpilot.settings import GatewaySettings
 
 router = APIRouter(prefix="/api/v1", tags=["models"])
-
-
-def _cache(settings: GatewaySettings) -> registry.AdapterCache:
-    return registry.AdapterCache(settings.inference_url, settings.max_loras, get_redis(), settings.inference_timeout_s)
-
-
-def _lock(settings: GatewaySettings):  # noqa: ANN202
-    # One registry mutation at a time across gateway processes: the LRU bookkeeping is not atomic.
-    return get_redis().lock(settings.key("models", "lock"), timeout=300, blocking_timeout=300)
 
 
 def _public(row: Adapter, current: bool) -> ModelPublic:
@@ -49,7 +39,7 @@ def list_models(db: DB, _user: CurrentUser, settings: Settings) -> list[ModelPub
 @router.post("/models/adapters", status_code=201, response_model=ModelPublic)
 def register_adapter(body: AdapterCreate, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Register the next version of an adapter folder (validated; 422 with the reason otherwise)."""
-    with _lock(settings):
+    with registry.registry_lock(settings):
         row = registry.register(db, body.name, Path(body.path), settings.inference_model, settings.max_lora_rank,
                                 body.source, settings.adapters_dir, promote=body.promote)
         db.commit()
@@ -59,10 +49,10 @@ def register_adapter(body: AdapterCreate, db: DB, _admin: AdminUser, settings: S
 @router.post("/models/adapters/{ref}/load", response_model=ModelPublic)
 def load_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Load an adapter (NAME or NAME@vN) into vLLM, evicting the least recently used past max_loras."""
-    with _lock(settings):
+    with registry.registry_lock(settings):
         row = registry.resolve(db, ref)
         try:
-            _cache(settings).load(db, row)
+            registry.adapter_cache(settings).load(db, row)
         finally:
             db.commit()
     return _public(row, registry.is_current(db, row))
@@ -71,9 +61,9 @@ def load_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> Mod
 @router.post("/models/adapters/{ref}/unload", response_model=ModelPublic)
 def unload_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Unload an adapter from vLLM; it stays registered."""
-    with _lock(settings):
+    with registry.registry_lock(settings):
         row = registry.resolve(db, ref)
-        _cache(settings).unload(db, row)
+        registry.adapter_cache(settings).unload(db, row)
         db.commit()
     return _public(row, registry.is_current(db, row))
 
@@ -81,7 +71,7 @@ def unload_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> M
 @router.post("/models/adapters/{name}/rollback", response_model=ModelPublic)
 def rollback_adapter(name: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Point NAME's traffic at its previous version."""
-    with _lock(settings):
+    with registry.registry_lock(settings):
         row = registry.rollback(db, name)
         db.commit()
     return _public(row, True)
@@ -90,7 +80,7 @@ def rollback_adapter(name: str, db: DB, _admin: AdminUser, settings: Settings) -
 @router.post("/models/adapters/{ref}/promote", response_model=ModelPublic)
 def promote_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
     """Point NAME's traffic (plain NAME, new runs) at the version `ref` (NAME@vN) names."""
-    with _lock(settings):
+    with registry.registry_lock(settings):
         row = registry.promote(db, ref)
         db.commit()
     return _public(row, True)
@@ -101,7 +91,7 @@ def cache_state(db: DB, _user: CurrentUser, settings: Settings) -> CachePublic:
     """Loaded adapters and the cache counters."""
     loaded = db.scalars(select(Adapter).where(Adapter.status == AdapterStatus.loaded)
                         .order_by(Adapter.last_used_at.desc())).all()
-    return CachePublic(max_loras=settings.max_loras, loaded=[r.served_name for r in loaded], **_cache(settings).stats())
+    return CachePublic(max_loras=settings.max_loras, loaded=[r.served_name for r in loaded], **registry.adapter_cache(settings).stats())
 
 
 _client: PolicyClient | None = None
@@ -133,7 +123,7 @@ async def direct_inference(body: InferenceRequest, _user: CurrentUser, settings:
     if body.model and body.model != settings.inference_model:
         raise NotFound(f"model {body.model!r} is not served; GET /api/v1/models lists what is", code="model_not_found")
     if body.adapter:
-        served = adapter = await run_in_threadpool(_ensure_loaded, body.adapter, settings)
+        served = adapter = await run_in_threadpool(registry.ensure_loaded, body.adapter, settings)
     messages = body.messages or [{"role": "user", "content": body.prompt}]
     out = await shared_client(settings).complete(messages, model=served, max_tokens=body.max_tokens,
                                                  temperature=body.temperature)
@@ -141,12 +131,3 @@ async def direct_inference(body: InferenceRequest, _user: CurrentUser, settings:
     return InferenceResult(text=out.text, model=m.model, adapter=adapter, latency_ms=m.latency_ms, ttft_ms=m.ttft_ms,
                            prompt_tokens=m.prompt_tokens, completion_tokens=m.completion_tokens,
                            finish_reason=out.finish_reason)
-
-
-def _ensure_loaded(ref: str, settings: GatewaySettings) -> str:
-    from sparkpilot.db.session import session_scope
-
-    with _lock(settings), session_scope() as s:
-        row = registry.resolve(s, ref)
-        _cache(settings).load(s, row)
-        return row.served_name

@@ -69,7 +69,7 @@ def signature(name: str) -> str:
     return f"{name}(" + ", ".join(p if p in required else p + "?" for p in order) + ")"
 
 
-FORMAT_SHORT = 'Reply with one JSON object: {"thought": "<why>", "action": {"name": "click", "bid": "12"}}.'
+FORMAT_SHORT = 'Reply with one JSON object: {"action":"click","target":"Submit","bid":"12"}.'
 FORMAT_HINT = FORMAT_SHORT + " Actions: " + ", ".join(signature(n) for n in ACTION_PARAMS) + "."
 
 

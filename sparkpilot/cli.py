@@ -216,7 +216,10 @@ def models_merge(
     except SparkpilotError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
-    target = out or settings.model_dir.parent / f"{label}-merged"
+    if not settings.model_dir:
+        console.print("[red]SPARKPILOT_MODEL_DIR is empty: merging needs the base model's folder[/red]")
+        raise typer.Exit(2)
+    target = out or Path(settings.model_dir).parent / f"{label}-merged"
     code = subprocess.call([str(settings.inference_venv / "bin" / "python"),
                             str(ROOT / "services" / "inference" / "merge_adapter.py"),
                             str(settings.model_dir), adapter_path, str(target)])

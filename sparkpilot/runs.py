@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sparkpilot.db.models import TERMINAL_STATUSES, Run, RunStatus, User, utcnow
-from sparkpilot.errors import Conflict, NotFound
+from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.events import add_event
 from sparkpilot.schemas import EventPublic, RunCreate
 
@@ -22,8 +22,17 @@ WORKER_LOST = "worker lost"
 CANCELLED_BY_USER = "cancelled by user"
 
 
+def step_budget(requested: int | None, default: int, limit: int) -> int:
+    """The run's max_steps: the default when none is asked for; InvalidInput above the limit."""
+    if requested is None:
+        return default
+    if requested > limit:
+        raise InvalidInput(f"max_steps {requested} is above this server's limit of {limit}", code="max_steps_limit")
+    return requested
+
+
 def create_run(
-    session: Session, user: User, body: RunCreate, model: str | None = None
+    session: Session, user: User, body: RunCreate, model: str | None = None, max_steps: int = 30
 ) -> tuple[Run, list[EventPublic]]:
     """Insert a queued run on `model` and its run.queued event (caller commits, then enqueues)."""
     allowed = body.allowed_domains
@@ -31,7 +40,8 @@ def create_run(
         host = urlsplit(body.start_url or "").hostname
         allowed = [host] if host else ([body.start_url.rsplit("/", 1)[0] + "/"] if body.start_url else [])
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {})}
-    run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps, policy=policy,
+    run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps or max_steps,
+              policy=policy,
               allowed_domains=allowed, env=body.env.model_dump() if body.env else {}, model=model)
     session.add(run)
     session.flush()

@@ -39,7 +39,8 @@ class RunCreate(BaseModel):
 
     task: str = Field(min_length=1, max_length=10_000)
     start_url: str | None = Field(default=None, max_length=4096)
-    max_steps: int = Field(default=30, ge=1, le=200)
+    # None = SPARKPILOT_DEFAULT_MAX_STEPS; above SPARKPILOT_MAX_STEPS_LIMIT is refused.
+    max_steps: int | None = Field(default=None, ge=1)
     policy: Literal["model", "replay"] = "model"
     actions: list[dict[str, Any] | str] | None = Field(default=None, max_length=500)
     allowed_domains: list[str] | None = Field(default=None, max_length=50)

@@ -31,16 +31,24 @@ class CommonSettings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     workspace_dir: Path = ROOT / "workspace"
     adapters_dir: Path = ROOT / "workspace" / "adapters"
+    trajectories_dir: Path = ROOT / "workspace" / "trajectories"
     queue_name: str = "runs"
     key_prefix: str = "sparkpilot"
     inference_url: str = "http://127.0.0.1:8001/v1"
     inference_model: str = "smollm2-135m-instruct"
     inference_timeout_s: float = 120.0
     inference_retries: int = 3
+    # What the served model reads and answers (text/bids/JSON, or screenshot/coordinates/Fara), by model name.
+    model_profiles: Path = ROOT / "config" / "models.json"
     max_loras: int = 2
     max_lora_rank: int = 8
     agent_adapter: str = "agent"
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def artifacts_dir(self) -> Path:
@@ -98,23 +106,32 @@ class WorkerSettings(CommonSettings):
     agent_screenshot: bool = True
     agent_max_tokens: int = 64
     agent_thought: Literal["none", "after"] = "none"
-    agent_coordinates: bool = False
 
 
 class InferenceSettings(CommonSettings):
-    """The local vLLM server (`services/inference/serve.py`); compose uses config/vllm.env instead."""
+    """The vLLM server (`services/inference/serve.py`), natively (`make up`) and in compose's `vllm` service."""
 
     inference_host: str = "127.0.0.1"
     inference_port: int = 8001
+    # A missing venv means "this Python has vLLM" (the compose image).
     inference_venv: Path = ROOT / ".venv-inference"
-    model_dir: Path = ROOT / "workspace" / "models" / "smollm2-135m-instruct"
+    # Weights folder; empty = download SPARKPILOT_INFERENCE_MODEL from the Hugging Face hub (compose).
+    model_dir: str = str(ROOT / "workspace" / "models" / "smollm2-135m-instruct")
     # Runtime LoRA (hot-swapping adapters) costs about half the decode speed on CPU; false serves
     # model_dir alone, e.g. a promoted adapter merged into the base (`sparkpilot models merge`).
     inference_lora: bool = True
     dtype: str = "float32"
     max_model_len: int = 2048
+    # Fraction of GPU memory vLLM may claim (CUDA only); None = vLLM's default.
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     kvcache_gb: int = 2
     cpu_threads: int = 2
+    vllm_extra_args: str = ""
+
+    @field_validator("gpu_memory_utilization", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 @lru_cache

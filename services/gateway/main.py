@@ -18,6 +18,7 @@ from services.gateway.reaper import reaper_loop
 from services.gateway.routers import health, models, runs, stream
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
+from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_gateway_settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     """Build the FastAPI application."""
     settings = get_gateway_settings()
+    configure_logging(settings.log_level)
     app = FastAPI(title="Sparkpilot", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -11,13 +11,20 @@ import importlib.metadata
 import importlib.util
 
 from celery import Celery
+from celery.signals import setup_logging
 
+from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_settings
 
 QUEUE = "training"
 TRAINING_PACKAGES = ("torch", "transformers", "peft")
 
 settings = get_settings()
+
+
+@setup_logging.connect
+def _logging(**_kwargs) -> None:  # noqa: ANN003 - connected: Celery leaves logging to us (SPARKPILOT_LOG_LEVEL)
+    configure_logging(settings.log_level)
 
 app = Celery("sparkpilot-trainer", broker=settings.redis_url, backend=settings.redis_url)
 app.conf.update(

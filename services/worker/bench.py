@@ -21,6 +21,7 @@ from services.worker.agent.loop import Hooks, LoopConfig, Outcome, StepRecord, r
 from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer, episode_outcome
 from services.worker.agent.observe import bid_salt
 from services.worker.agent.policies import ModelPolicy, Policy, ReplayPolicy
+from sparkpilot.profiles import TEXT_DEFAULT, served_profile
 from services.worker.browser import CHROMIUM_ARGS
 from sparkpilot.settings import WorkerSettings
 from sparkpilot.stats import pct, wilson
@@ -99,7 +100,8 @@ def run_in_process(tasks: list[str], seeds: list[int], make_policy: Callable[[],
                 policy = make_policy()
                 cfg = LoopConfig(max_steps=max_steps, allowed=["127.0.0.1"], screenshot=settings.agent_screenshot,
                                  salt=bid_salt("miniwob", task, seed), root=MiniwobEpisode.ROOT,
-                                 thought=settings.agent_thought, coordinates=settings.agent_coordinates)
+                                 thought=settings.agent_thought,
+                                 profile=served_profile(settings) if policy.name == "model" else TEXT_DEFAULT)
                 try:
                     outcome = run_agent(page, policy, goal, hooks, cfg)
                 except (PlaywrightError, RuntimeError) as exc:  # one broken episode must not end the benchmark

@@ -8,13 +8,19 @@ import threading
 
 import redis
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_ready, worker_shutdown
 
 from sparkpilot.redis_client import get_redis
+from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
 settings = get_worker_settings()
+
+
+@setup_logging.connect
+def _logging(**_kwargs) -> None:  # noqa: ANN003 - connected: Celery leaves logging to us (SPARKPILOT_LOG_LEVEL)
+    configure_logging(settings.log_level)
 
 app = Celery("sparkpilot", broker=settings.redis_url, include=["services.worker.tasks"])
 app.conf.update(

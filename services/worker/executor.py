@@ -25,6 +25,7 @@ from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import publish
 from sparkpilot.metrics import QUEUE_WAIT_SECONDS
+from sparkpilot.profiles import TEXT_DEFAULT, served_profile
 from sparkpilot.redis_client import get_redis
 from sparkpilot.settings import WorkerSettings, get_worker_settings
 
@@ -136,7 +137,8 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
             commit_events(emit, run.id, "run.message", {"text": f"MiniWoB {run.env['task']} seed {run.env['seed']}: {goal}"})
         cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
                          allowed=run.allowed_domains, screenshot=settings.agent_screenshot, salt=bid_salt(run.id),
-                         root=root, thought=settings.agent_thought, coordinates=settings.agent_coordinates)
+                         root=root, thought=settings.agent_thought,
+                         profile=served_profile(settings) if policy.name == "model" else TEXT_DEFAULT)
         outcome = run_agent(page, policy, goal, hooks, cfg, start_index=done_steps)
         if episode is not None and outcome.reward is None:
             outcome.reward = episode_reward(episode)

@@ -37,8 +37,12 @@ def test_action_params_table() -> None:
         "goto": (["url"], []),
         "go_back": ([], []),
         "send_msg_to_user": (["text"], []),
-        "finish": (["answer"], []),
+        "finish": (["answer"], ["success"]),
         "click_xy": (["x", "y"], []),
+        "hover_xy": (["x", "y"], []),
+        "fill_xy": (["text"], ["x", "y", "clear", "enter"]),
+        "wait": ([], ["seconds"]),
+        "memorize": (["text"], []),
     }
 
 

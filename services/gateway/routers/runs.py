@@ -27,10 +27,11 @@ def create_run(body: RunCreate, db: DB, user: CurrentUser, settings: Settings) -
     """Create a run and queue it; 404 for an unknown model, 503 (and nothing stored) if the queue is down."""
     if body.start_url:
         body.start_url = check_start_url(body.start_url, settings.allowed_url_prefixes)
+    max_steps = runs.step_budget(body.max_steps, settings.default_max_steps, settings.max_steps_limit)
     client = get_redis()
     client.ping()  # fail fast with 503 before touching the database
     model = registry.resolve_model(db, body.model, settings.inference_model, settings.agent_adapter)
-    run, events = runs.create_run(db, user, body, model)
+    run, events = runs.create_run(db, user, body, model, max_steps)
     db.commit()
     try:
         enqueue_run(run.id)

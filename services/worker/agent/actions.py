@@ -15,6 +15,9 @@ from playwright.sync_api import Page
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
+MAX_WAIT_S = 10.0
+
+
 class _Params(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -51,11 +54,28 @@ class TextParams(_Params):
 
 class FinishParams(_Params):
     answer: str = ""
+    success: bool = True  # False: the agent gives up (Fara's terminate with status "failure")
 
 
 class XYParams(_Params):
     x: float
     y: float
+
+
+class FillXYParams(_Params):
+    text: str
+    x: float | None = None  # None: type into the focused element
+    y: float | None = None
+    clear: bool = False
+    enter: bool = False
+
+
+class WaitParams(_Params):
+    seconds: float = Field(default=1.0, ge=0, le=MAX_WAIT_S)
+
+
+class NoteParams(_Params):
+    text: str = ""
 
 
 class NoParams(_Params):
@@ -70,6 +90,7 @@ class ActionResult:
     message: str | None = None
     finished: bool = False
     answer: str | None = None
+    success: bool = True  # with finished: False when the agent reports that it failed
 
 
 @dataclass
@@ -170,12 +191,42 @@ def _message(page: Page, p: TextParams, timeout_ms: float) -> ActionResult:
 
 @action("finish", FinishParams, "finish(answer): the task is done; answer is the result")
 def _finish(page: Page, p: FinishParams, timeout_ms: float) -> ActionResult:
-    return ActionResult(finished=True, answer=p.answer)
+    return ActionResult(finished=True, answer=p.answer, success=p.success)
 
 
 @action("click_xy", XYParams, "click_xy(x, y): click at viewport coordinates")
 def _click_xy(page: Page, p: XYParams, timeout_ms: float) -> ActionResult:
     page.mouse.click(p.x, p.y)
+    return ActionResult()
+
+
+@action("hover_xy", XYParams, "hover_xy(x, y): move the mouse to viewport coordinates")
+def _hover_xy(page: Page, p: XYParams, timeout_ms: float) -> ActionResult:
+    page.mouse.move(p.x, p.y)
+    return ActionResult()
+
+
+@action("fill_xy", FillXYParams, "fill_xy(x?, y?, text, clear?, enter?): click at a point, then type")
+def _fill_xy(page: Page, p: FillXYParams, timeout_ms: float) -> ActionResult:
+    if p.x is not None and p.y is not None:
+        page.mouse.click(p.x, p.y)
+    if p.clear:
+        page.keyboard.press("ControlOrMeta+A")
+        page.keyboard.press("Backspace")
+    page.keyboard.type(p.text)
+    if p.enter:
+        page.keyboard.press("Enter")
+    return ActionResult()
+
+
+@action("wait", WaitParams, f"wait(seconds): let the page change (at most {MAX_WAIT_S:g} s)")
+def _wait(page: Page, p: WaitParams, timeout_ms: float) -> ActionResult:
+    page.wait_for_timeout(p.seconds * 1000)
+    return ActionResult()
+
+
+@action("memorize", NoteParams, "memorize(text): keep a fact for later steps (no browser action)")
+def _memorize(page: Page, p: NoteParams, timeout_ms: float) -> ActionResult:
     return ActionResult()
 
 

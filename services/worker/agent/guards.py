@@ -48,6 +48,14 @@ def check(name: str, args: dict, obs: Observation, history: list[dict], allowed:
             return Verdict(feedback=f"There is no element [{bid}] on the page. Use a bid from the element list.")
         if not el.get("visible"):
             return Verdict(feedback=f"Element [{bid}] is not visible; scroll or pick a visible element.")
+    if name in ("click_xy", "hover_xy", "fill_xy") and args.get("x") is not None:
+        x, y = float(args["x"]), float(args.get("y", -1))
+        width, height = obs.viewport
+        if not (0 <= x < width and 0 <= y < height):
+            shown = args.get("screen") or [round(x), round(y)]
+            size = args.get("screen_size") or [width, height]
+            return Verdict(feedback=f"The point ({shown[0]}, {shown[1]}) is outside the screenshot ({size[0]}x{size[1]}); "
+                                    "use coordinates inside it.")
     current = {"name": name, "args": args}
     repeats = 1
     for past in reversed(history):

@@ -13,12 +13,14 @@ from playwright.sync_api import Page
 from services.worker.agent import guards
 from services.worker.agent.action_space import ThoughtMode, build_action_space
 from services.worker.agent.actions import execute
+from services.worker.agent.dialects import Turn, dialect_for
 from services.worker.agent.observe import Observation, observe
-from services.worker.agent.parse import ParseError, parse_action
+from services.worker.agent.parse import ParseError
 from services.worker.agent.policies import Policy
-from services.worker.agent.prompt import PromptTooLong, build_messages, describe_action, fit_messages
+from services.worker.agent.prompt import PromptTooLong, describe_action
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.policy import InferenceUnavailable
+from sparkpilot.profiles import TEXT_DEFAULT, ModelProfile
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ class StepRecord:
 
     index: int
     observation: Observation
-    prompt: list[dict[str, str]]
+    prompt: list[dict[str, Any]]  # as recorded: screenshots as step references, not image bytes
     raw_output: str | None
     action: dict[str, Any]
     error: str | None
@@ -59,7 +61,7 @@ class LoopConfig:
     salt: int = 1  # element ids: random per salt (see observe.py)
     root: str | None = None  # CSS selector of the task area, when an environment has one
     thought: ThoughtMode = "none"
-    coordinates: bool = False  # offer click_xy (models that see the screenshot)
+    profile: ModelProfile = TEXT_DEFAULT  # what the model reads and how it answers (its dialect)
 
 
 class Hooks:
@@ -94,7 +96,8 @@ class Hooks:
 def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, start_index: int = 0) -> Outcome:
     """Drive `page` towards `goal` until finish, max_steps, too many failures, a guard stop or cancel."""
     history: list[dict[str, Any]] = []
-    history_lines: list[str] = []
+    turns: list[Turn] = []
+    dialect = dialect_for(cfg.profile)
     last_error: str | None = None
     failures = 0
     relaunched = False
@@ -117,18 +120,17 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             except (PlaywrightError, RuntimeError) as again:
                 return Outcome("failed", f"browser crashed and the relaunch failed: {again}".splitlines()[0])
         t1 = time.perf_counter()
-        space = build_action_space(obs, env_judges_end=judged, thought=cfg.thought, coordinates=cfg.coordinates)
+        space = build_action_space(obs, env_judges_end=judged, thought=cfg.thought,
+                                   coordinates=cfg.profile.actions == "coordinates")
         try:
-            messages, prompt_tokens = fit_messages(
-                lambda el, tx: build_messages(goal, obs, space, history_lines, last_error, el, tx),
-                policy.count_tokens, policy.prompt_limit)
+            prompt = dialect.prompt(index, goal, obs, space, turns, last_error, policy)
         except PromptTooLong as exc:
             return Outcome("failed", f"prompt does not fit the model: {exc}")
         except InferenceUnavailable as exc:
             return Outcome("failed", f"model server unreachable: {exc.message}")
         t2 = time.perf_counter()
         try:
-            decision = policy.decide(messages, space)
+            decision = policy.decide(prompt.messages, space if prompt.structured else None)
         except InferenceUnavailable as exc:
             return Outcome("failed", f"model server unreachable: {exc.message}")
         except SparkpilotError as exc:
@@ -136,10 +138,10 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
         t3 = time.perf_counter()
         action: dict[str, Any] = {}
         error = stop = None
-        finished = False
+        finished = gave_up = False
         answer = None
         try:
-            parsed = parse_action(decision.text)
+            parsed = dialect.parse(decision.text, obs)
             action = {"name": parsed.name, "args": parsed.args}
         except ParseError as exc:
             error = f"could not parse your answer: {exc}"
@@ -152,22 +154,25 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             error = result.error
             if result.message:
                 hooks.message(result.message)
-            finished, answer = result.finished, result.answer
+            finished, answer, gave_up = result.finished, result.answer, not result.success
         t5 = time.perf_counter()
         env = hooks.env_outcome() if not stop else None
         timings = {"observe": _ms(t1 - t0), "prompt": _ms(t2 - t1), "model": _ms(t3 - t2),
                    "parse_guard": _ms(t4 - t3), "act": _ms(t5 - t4),
                    **{f"observe_{k}": v for k, v in obs.timings_ms.items()}}
-        metrics = {"prompt_tokens_counted": prompt_tokens, **decision.metrics}
-        hooks.record(StepRecord(index, obs, messages, decision.text, action, error, timings, metrics))
+        metrics = {"prompt_tokens_counted": prompt.tokens, **decision.metrics}
+        hooks.record(StepRecord(index, obs, prompt.record, decision.text, action, error, timings, metrics))
         if action:
             history.append(action)
-            history_lines.append(describe_action(action, obs) + (f"  -> error: {error}" if error else ""))
+        line = describe_action(action, obs) + (f"  -> error: {error}" if error else "") if action else ""
+        turns.append(Turn(index, obs.url, line, decision.text, error))
         if stop:
             return Outcome("failed", stop)
         if env is not None:
             return env
         if finished:
+            if gave_up:
+                return Outcome("failed", "the agent gave up", answer)
             if judged:  # only the environment's reward makes a success
                 return Outcome("failed", "finished without reward", answer)
             return Outcome("succeeded", "finished", answer)

@@ -84,7 +84,8 @@ _OBSERVE_JS = r"""
   const text = (root.innerText || '').replace(/\n{3,}/g, '\n\n').slice(0, maxText);
   const scroller = document.scrollingElement || document.documentElement;
   return {url: location.href, title: document.title, elements: out, text,
-          scrollable: scroller.scrollHeight > vh + 4 || scroller.scrollWidth > vw + 4, history: history.length};
+          scrollable: scroller.scrollHeight > vh + 4 || scroller.scrollWidth > vw + 4, history: history.length,
+          viewport: [vw, vh]};
 }
 """
 
@@ -101,6 +102,7 @@ class Observation:
     timings_ms: dict[str, float] = field(default_factory=dict)
     scrollable: bool = False
     history_length: int = 1
+    viewport: tuple[int, int] = (1280, 800)  # CSS pixels: what coordinates refer to
 
     def element(self, bid: str) -> dict[str, Any] | None:
         """The element with this id, if it is on the page."""
@@ -134,7 +136,7 @@ def observe(page: Page, *, screenshot: bool = True, max_text: int = 4000, salt: 
     t2 = time.perf_counter()
     timings = {"elements": _ms(t1 - t0), "screenshot": _ms(t2 - t1)}
     return Observation(data["url"], data["title"], data["elements"], data["text"], png, timings,
-                       bool(data.get("scrollable")), int(data.get("history") or 1))
+                       bool(data.get("scrollable")), int(data.get("history") or 1), tuple(data["viewport"]))
 
 
 def _ms(seconds: float) -> float:

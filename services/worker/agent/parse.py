@@ -24,9 +24,14 @@ ACTION_PARAMS: dict[str, tuple[list[str], list[str]]] = {
     "goto": (["url"], []),
     "go_back": ([], []),
     "send_msg_to_user": (["text"], []),
-    "finish": (["answer"], []),
+    "finish": (["answer"], ["success"]),
     "click_xy": (["x", "y"], []),
+    "hover_xy": (["x", "y"], []),
+    "fill_xy": (["text"], ["x", "y", "clear", "enter"]),
+    "wait": ([], ["seconds"]),
+    "memorize": (["text"], []),
 }
+BOOL_PARAMS = {"success", "clear", "enter"}
 # Positional order for call style, where it differs from required + optional.
 POSITIONAL: dict[str, list[str]] = {"press": ["bid", "key"], "scroll": ["dx", "dy"]}
 DEFAULTS: dict[str, dict[str, Any]] = {"scroll": {"dx": 0}}
@@ -70,7 +75,10 @@ def signature(name: str) -> str:
 
 
 FORMAT_SHORT = 'Reply with one JSON object: {"action":"click","target":"Submit","bid":"12"}.'
-FORMAT_HINT = FORMAT_SHORT + " Actions: " + ", ".join(signature(n) for n in ACTION_PARAMS) + "."
+# The bid actions a text model is told about (the *_xy, wait and memorize actions serve vision dialects).
+HINT_ACTIONS = ("click", "fill", "select_option", "press", "scroll", "goto", "go_back", "send_msg_to_user")
+FORMAT_HINT = (FORMAT_SHORT + " Actions: " + ", ".join(signature(n) for n in HINT_ACTIONS)
+               + ", finish(answer), click_xy(x, y).")
 
 
 class ParseError(ValueError):
@@ -94,6 +102,10 @@ def _lower_keys(d: dict) -> dict[str, Any]:
 def _coerce(name: str, param: str, value: Any) -> Any:
     """One param value in its canonical type, or ParseError."""
     bad = ParseError(f"Parameter '{param}' of {signature(name)} has an invalid value {value!r}. {FORMAT_HINT}")
+    if param in BOOL_PARAMS:
+        if isinstance(value, bool) or str(value).lower() in ("true", "false"):
+            return value if isinstance(value, bool) else str(value).lower() == "true"
+        raise bad
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise bad
     if param == "bid":

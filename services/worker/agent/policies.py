@@ -34,8 +34,8 @@ class Policy(Protocol):
         """The prompt's length in the model's tokens (None: the policy has no tokenizer)."""
         ...
 
-    def decide(self, messages: list[dict[str, str]], space: ActionSpace) -> Decision:
-        """The raw text of the next action, constrained to `space` where the policy can."""
+    def decide(self, messages: list[dict[str, Any]], space: ActionSpace | None) -> Decision:
+        """The raw text of the next action, constrained to `space` where the policy can (None: free text)."""
         ...
 
     def close(self) -> None:
@@ -90,9 +90,9 @@ class ModelPolicy:
             return bound
         return self._run(self._client.tokenize(messages, self.tokenizer_model))[0]
 
-    def decide(self, messages: list[dict[str, str]], space: ActionSpace) -> Decision:
-        """Ask the model, constrained to the step's action space."""
-        schema = space.schema() if self.structured else None
+    def decide(self, messages: list[dict[str, Any]], space: ActionSpace | None) -> Decision:
+        """Ask the model, constrained to the step's action space (None: a dialect with its own format)."""
+        schema = space.schema() if self.structured and space is not None else None
         out = self._run(
             self._client.complete(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
         )
@@ -129,7 +129,7 @@ class ReplayPolicy:
         """No tokenizer: the prompt builder estimates."""
         return None
 
-    def decide(self, messages: list[dict[str, str]], space: ActionSpace) -> Decision:
+    def decide(self, messages: list[dict[str, Any]], space: ActionSpace | None) -> Decision:
         """The next scripted answer."""
         if self.i >= len(self.actions):
             return Decision("(replay script exhausted)")
@@ -137,7 +137,7 @@ class ReplayPolicy:
         self.i += 1
         if isinstance(item, str):
             return Decision(item)
-        if "target" in item and "bid" not in item:  # name the element as the model does; its id is looked up
+        if "target" in item and "bid" not in item and space is not None:  # name the element as the model does; its id is looked up
             bids = [b for b in space.bids.get(item.get("name", ""), []) if target_name(space.elements[b]) == item["target"]]
             item = {k: v for k, v in item.items() if k != "target"} | ({"bid": bids[0]} if bids else {})
         return Decision(json.dumps({"thought": "replay", "action": item}))

@@ -1,0 +1,103 @@
+"""docker-compose.yml resolved as `docker compose config` would, without a Docker engine (for the static tests).
+
+Compose reads `.env` for ${VAR} interpolation and loads each service's env_file list in order,
+then its `environment:` (which wins). A fresh machine's .env is .env.template with a real
+admin token, so the template stands in for it here.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+TEMPLATE = ROOT / ".env.template"
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR:+alt}; `$$` is an escaped `$`.
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """NAME=value lines of an env file (comments and blank lines skipped, no quotes processing needed here)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        m = _ASSIGN.match(line.strip())
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def interpolate(value: Any, variables: dict[str, str]) -> Any:
+    """Compose's variable substitution, recursively; a `:?` with the variable unset raises ValueError."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, variables) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, op, arg = m.group(1), m.group(2), m.group(3) or ""
+        current = variables.get(name)
+        unset_or_empty = not current
+        if op == ":-":
+            return arg if unset_or_empty else current
+        if op == "-":
+            return arg if current is None else current
+        if op in (":?", "?"):
+            if (unset_or_empty if op == ":?" else current is None):
+                raise ValueError(f"{name}: {arg}")
+            return current
+        if op == ":+":
+            return "" if unset_or_empty else arg
+        return current or ""
+
+    return _VAR.sub(sub, value)
+
+
+class Compose:
+    """The resolved compose project: services, their environments and volumes."""
+
+    def __init__(self, dotenv: dict[str, str] | None = None) -> None:
+        self.dotenv = dict(read_env_file(TEMPLATE) if dotenv is None else dotenv)
+        self.dotenv.setdefault("SPARKPILOT_ADMIN_TOKEN", "x")
+        if self.dotenv["SPARKPILOT_ADMIN_TOKEN"] == "change-me":
+            self.dotenv["SPARKPILOT_ADMIN_TOKEN"] = "a-real-secret-made-by-make-up"
+        self.raw = yaml.safe_load(COMPOSE_FILE.read_text())
+        self.data = interpolate(self.raw, self.dotenv)
+        self.services: dict[str, dict[str, Any]] = self.data["services"]
+
+    def env_files(self, name: str) -> list[Path]:
+        """The service's env_file entries as paths."""
+        files = self.services[name].get("env_file") or []
+        files = [files] if isinstance(files, (str, dict)) else files
+        return [ROOT / (f["path"] if isinstance(f, dict) else f) for f in files]
+
+    def environment(self, name: str) -> dict[str, str]:
+        """What the container's environment holds: env files in order, then `environment:`."""
+        env: dict[str, str] = {}
+        for f in self.env_files(name):
+            env.update(self.dotenv if f.name == ".env" else read_env_file(f))
+        block = self.services[name].get("environment") or {}
+        if isinstance(block, list):
+            block = dict(item.split("=", 1) for item in block)
+        env.update({k: "" if v is None else str(v) for k, v in block.items()})
+        return env
+
+    def mounts(self, name: str) -> list[tuple[str, str, bool]]:
+        """(source, target, read_only) of each volume mount."""
+        out = []
+        for vol in self.services[name].get("volumes", []):
+            if isinstance(vol, str):
+                parts = vol.split(":")
+                out.append((parts[0], parts[1], len(parts) > 2 and "ro" in parts[2].split(",")))
+            else:
+                out.append((vol["source"], vol["target"], bool(vol.get("read_only"))))
+        return out

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sparkpilot.db.models import Run, RunStatus, Step
+from sparkpilot.db.models import TERMINAL_STATUSES, Run, RunStatus, Step
 
 SCHEMA_VERSION = 2  # 2: reward, model, env on every record
 
@@ -104,3 +105,30 @@ def iter_records(session: Session, flt: TrajectoryFilter | None = None) -> Itera
     for run in session.scalars(query).all():
         if flt.matches(run):
             yield from run_records(session, run)
+
+
+def run_file(directory: Path, run: Run) -> Path:
+    """Where a finished run's records live: DIR/YYYY-MM-DD/RUN_ID.jsonl (the day it finished, UTC)."""
+    day = (run.finished_at or run.created_at).strftime("%Y-%m-%d")
+    return Path(directory) / day / f"{run.id}.jsonl"
+
+
+def write_run_file(session: Session, run_id: str, directory: Path) -> Path | None:
+    """Write a finished run's records as JSONL (atomically: readers never see half a file); None if not finished."""
+    run = session.get(Run, run_id)
+    if run is None or run.status not in TERMINAL_STATUSES:
+        return None
+    path = run_file(directory, run)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(r.model_dump_json() + "\n" for r in run_records(session, run)))
+    tmp.replace(path)
+    return path
+
+
+def read_dir(directory: Path) -> Iterator[TrajectoryStep]:
+    """Every record in a trajectories folder, oldest day first (what the trainer reads)."""
+    for path in sorted(Path(directory).glob("*/*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                yield TrajectoryStep.model_validate_json(line)

@@ -19,7 +19,7 @@ from services.worker.browser import get_browser_pool
 from services.worker.agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_reward
 from services.worker.agent.observe import bid_salt
 from services.worker.recorder import WorkerHooks, commit_events, emit
-from sparkpilot import registry, runs
+from sparkpilot import registry, runs, trajectory
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
@@ -103,12 +103,22 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
         finally:
             heart.stop()
         ended = commit_events(lambda s: runs.finish_run(s, run_id, status, reason, result, reward=reward))
+        _write_trajectory(run_id, settings)
         return ended[0].type if ended else "already ended"
     finally:
         try:
             lock.release()
         except (LockError, redis.RedisError):
             pass
+
+
+def _write_trajectory(run_id: str, settings: WorkerSettings) -> None:
+    """The finished run's records into the trajectories folder (the trainer's input); a failed write only logs."""
+    try:
+        with session_scope() as s:
+            trajectory.write_run_file(s, run_id, settings.trajectories_dir)
+    except OSError as exc:
+        log.warning("run %s: trajectory file not written (%s)", run_id, exc)
 
 
 def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[RunStatus, str, str | None, float | None]:

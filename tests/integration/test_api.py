@@ -92,7 +92,6 @@ def test_allow_listed_file_url_runs_and_others_are_refused(api) -> None:
         {"task": ""},
         {"task": "   "},
         {"task": "t", "max_steps": 0},
-        {"task": "t", "max_steps": 10_000},
         {"task": "t", "max_steps": "many"},
         {"task": "t", "surprise": 1},
         {"task": 5},
@@ -102,6 +101,13 @@ def test_allow_listed_file_url_runs_and_others_are_refused(api) -> None:
 def test_invalid_bodies_get_422_envelope_and_store_nothing(api, body) -> None:
     before = api.get("/api/v1/runs").json()["total"]
     assert _error(api.post("/api/v1/runs", json=body), 422)["type"] == "validation_error"
+    assert api.get("/api/v1/runs").json()["total"] == before
+
+
+def test_max_steps_above_the_servers_limit_is_refused_and_stores_nothing(api) -> None:
+    before = api.get("/api/v1/runs").json()["total"]
+    err = _error(api.post("/api/v1/runs", json={"task": "t", "max_steps": 201}), 422)
+    assert err["code"] == "max_steps_limit" and "limit of 200" in err["message"]
     assert api.get("/api/v1/runs").json()["total"] == before
 
 

@@ -63,7 +63,8 @@ def fara_stack(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
                SPARKPILOT_KEY_PREFIX=f"sptest-fara-{tag}", SPARKPILOT_INFERENCE_MODEL=MODEL,
                SPARKPILOT_MODEL_PROFILES=str(profiles), SPARKPILOT_VIEWPORT_WIDTH=str(VIEWPORT[0]),
                SPARKPILOT_VIEWPORT_HEIGHT=str(VIEWPORT[1]), SPARKPILOT_AGENT_MAX_TOKENS="512",
-               SPARKPILOT_TRAJECTORIES_DIR=str(tmp / "trajectories"))
+               SPARKPILOT_TRAJECTORIES_DIR=str(tmp / "trajectories"),
+               SPARKPILOT_DEFAULT_MAX_STEPS="6", SPARKPILOT_MAX_STEPS_LIMIT="9", SPARKPILOT_LOG_LEVEL="DEBUG")
     upgrade(env["DATABASE_URL"])
     with ScriptedModel(MODEL, ANSWERS) as model:
         stack = Stack(env=dict(env, SPARKPILOT_INFERENCE_URL=model.url), logdir=tmp)
@@ -136,3 +137,24 @@ def test_fara_run_clicks_and_types_where_the_scaled_coordinates_point(fara_stack
     assert len(files) == 1
     lines = [json.loads(l) for l in files[0].read_text().splitlines()]
     assert [l["step"] for l in lines] == [0, 1, 2, 3] and lines[-1]["outcome"]["run_status"] == "succeeded"
+
+
+def test_step_budget_settings_are_read_by_the_gateway(fara_stack) -> None:  # noqa: ANN001
+    stack, _model, _ = fara_stack
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:
+        before = api.get("/api/v1/runs").json()["total"]
+        refused = api.post("/api/v1/runs", json={"task": "t", "max_steps": 10})
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "max_steps_limit"
+        assert api.get("/api/v1/runs").json()["total"] == before
+        run = api.post("/api/v1/runs", json={"task": "t", "policy": "replay", "actions": [{"name": "finish", "answer": "ok"}]}).json()
+        assert run["max_steps"] == 6  # SPARKPILOT_DEFAULT_MAX_STEPS
+        done = wait_terminal(api, run["id"], timeout=60)
+        assert done["status"] == "succeeded", done["reason"]
+
+
+def test_log_level_setting_reaches_the_services(fara_stack) -> None:  # noqa: ANN001
+    stack, _model, _ = fara_stack
+    # SPARKPILOT_LOG_LEVEL=DEBUG in this stack: both processes log at DEBUG in the shared format.
+    for name in ("gateway", "worker"):
+        text = (stack.logdir / f"{name}.log").read_text(errors="replace")
+        assert " DEBUG " in text, f"{name} did not log at DEBUG"

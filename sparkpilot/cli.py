@@ -196,6 +196,26 @@ def models_prepare() -> None:
     raise typer.Exit(subprocess.call([str(ROOT / "services" / "inference" / "setup.sh")]))
 
 
+@models_app.command("blank-adapter")
+def models_blank_adapter(
+    name: str = typer.Argument("validate-blank", help="folder name inside SPARKPILOT_ADAPTERS_DIR"),
+    rank: int = typer.Option(8, help="LoRA rank (at most SPARKPILOT_MAX_LORA_RANK)"),
+) -> None:
+    """Write a zero-weight LoRA adapter for the served base model (deployment checks load and unload it)."""
+    from sparkpilot.blank_adapter import find_config, write_blank_adapter
+    from sparkpilot.settings import get_inference_settings
+
+    settings = get_inference_settings()
+    try:
+        config = find_config(settings.inference_model, settings.model_dir)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    out = write_blank_adapter(settings.adapters_dir / name, settings.inference_model, config, rank)
+    console.print(f"blank adapter for {settings.inference_model} written to {out}")
+    print(out)
+
+
 @models_app.command("merge")
 def models_merge(
     ref: str = typer.Argument(..., help="adapter NAME (its promoted version) or NAME@vN"),

@@ -170,6 +170,10 @@ class ModelPublic(BaseModel):
     created_at: datetime | None = None
     last_used_at: datetime | None = None
     error: str | None = None
+    # The model's profile (config/models.json; adapters share their base's): what it reads and how it answers.
+    input: Literal["text", "text+image"] | None = None
+    actions: Literal["bids", "coordinates"] | None = None
+    answer: Literal["json", "fara"] | None = None
 
 
 class CachePublic(BaseModel):

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway.errors import envelope, install_error_handlers
 from services.gateway.reaper import reaper_loop
 from services.gateway.routers import health, models, runs, stream
+from services.worker.agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
 from sparkpilot.logs import configure_logging
@@ -99,6 +100,9 @@ def create_app() -> FastAPI:
         return FileResponse(STATIC / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # MiniWoB++ task pages (public benchmark files): a MiniWoB run's start_url can be the gateway itself,
+    # e.g. http://gateway:8000/benchmarks/miniwob/click-button.html under compose.
+    app.mount("/benchmarks", StaticFiles(directory=html_dir()), name="benchmarks")
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -44,3 +44,20 @@ def test_filters(db) -> None:
     assert _ids(db, until=T0 + timedelta(days=3)) == {"m1"}
     record = next(iter_records(db, TrajectoryFilter(model="agent@v1")))
     assert (record.reward, record.model, record.env["task"], record.outcome.reward) == (1.0, "agent@v1", "click-button", 1.0)
+
+
+def test_run_files_are_written_once_finished_and_read_back(db, tmp_path) -> None:
+    from sparkpilot.trajectory import read_dir, write_run_file
+
+    user = get_or_create_user(db, "files")
+    done = _run(db, user, "d1", reward=1.0, model="agent@v1")
+    db.get(Run, done).finished_at = T0 + timedelta(days=2)
+    running = _run(db, user, "q1", status="running")
+    db.commit()
+    path = write_run_file(db, done, tmp_path)
+    assert path == tmp_path / "2026-11-03" / f"{done}.jsonl"
+    assert write_run_file(db, running, tmp_path) is None  # only finished runs are training data
+    assert write_run_file(db, "nope", tmp_path) is None
+    records = list(read_dir(tmp_path))
+    assert [(r.run_id, r.step, r.model, r.reward) for r in records] == [(done, 0, "agent@v1", 1.0)]
+    assert not list(tmp_path.glob("*/*.tmp"))

@@ -15,6 +15,7 @@ from sparkpilot import registry
 from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus
 from sparkpilot.errors import NotFound
 from sparkpilot.policy import PolicyClient
+from sparkpilot.profiles import served_profile
 from sparkpilot.schemas import AdapterCreate, CachePublic, InferenceRequest, InferenceResult, ModelPublic
 from sparkpilot.settings import GatewaySettings
 
@@ -32,8 +33,9 @@ def list_models(db: DB, _user: CurrentUser, settings: Settings) -> list[ModelPub
     """The base model and every registered adapter version."""
     aliases = {a.name: a.version for a in db.scalars(select(AdapterAlias))}
     rows = db.scalars(select(Adapter).order_by(Adapter.name, Adapter.version)).all()
-    base = ModelPublic(name=settings.inference_model, kind="base", status="loaded", current=True, source="embedded")
-    return [base, *(_public(r, aliases.get(r.name) == r.version) for r in rows)]
+    profile = served_profile(settings).model_dump(include={"input", "actions", "answer"})
+    base = ModelPublic(name=settings.inference_model, kind="base", status="loaded", current=True, source="served")
+    return [m.model_copy(update=profile) for m in (base, *(_public(r, aliases.get(r.name) == r.version) for r in rows))]
 
 
 @router.post("/models/adapters", status_code=201, response_model=ModelPublic)

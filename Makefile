@@ -1,4 +1,4 @@
-.PHONY: up down test install logs
+.PHONY: up down test install logs validate
 
 up:  ## set up a fresh machine and start gateway + worker; waits for /health
 	@scripts/start.sh
@@ -14,3 +14,6 @@ install:  ## only the set-up (venv, packages, Chromium, Redis, .env, migrations)
 
 logs:
 	@tail -n 50 -f logs/*.log
+
+validate:  ## check the running stack end to end (pass/fail table); under compose: scripts/validate-deployment.sh --compose
+	@scripts/validate-deployment.sh

@@ -16,10 +16,10 @@ start() {  # name, command...
   info "started $name (pid $!, log logs/$name.log)"
 }
 
-host="$(setting host)"; port="$(setting port)"; queue="$(setting queue_name)"
+host="$(setting host)"; port="$(setting port)"
 start inference "$PY" -m services.inference.serve
 start gateway "$VENV/bin/uvicorn" services.gateway.main:app --host "$host" --port "$port"
-start worker "$VENV/bin/celery" -A services.worker.celery_app worker -l info -Q "$queue" -n "worker@%h"
+start worker "$VENV/bin/celery" -A services.worker.celery_app worker -n "worker@%h"  # queue, concurrency, log level: settings
 
 url="http://$host:$port"
 info "waiting for $url/health (vLLM's first start takes a minute or two)"

@@ -23,6 +23,8 @@ fi
 chromium="${SPARKPILOT_CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || apt_install chromium
 [ -x "$chromium" ] || die "Chromium not found at $chromium"
+# The tests cross-check their compose resolver against a real `docker-compose config` (Debian's v1; no engine needed).
+if [ -n "$extras" ]; then command -v docker-compose >/dev/null || apt_install docker-compose; fi
 
 if [ ! -f .env ]; then
   info "creating .env from .env.template with a fresh admin token"
@@ -30,6 +32,10 @@ if [ ! -f .env ]; then
   sed "s|^SPARKPILOT_ADMIN_TOKEN=change-me$|SPARKPILOT_ADMIN_TOKEN=$token|" .env.template > .env
   chmod 600 .env
 fi
+# Settings an older template wrote that nothing reads any more.
+for name in $(grep -oE '^[A-Z][A-Z0-9_]*' .env); do
+  grep -qE "^(# )?$name=" .env.template || warn ".env sets $name, which nothing reads any more (see .env.template)"
+done
 
 redis_url="$("$PY" -c 'from sparkpilot.settings import get_settings; print(get_settings().redis_url)')"
 if ! "$PY" -c "import redis,sys; redis.Redis.from_url('$redis_url', socket_connect_timeout=1).ping()" 2>/dev/null; then

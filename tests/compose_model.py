@@ -65,7 +65,8 @@ def interpolate(value: Any, variables: dict[str, str]) -> Any:
 class Compose:
     """The resolved compose project: services, their environments and volumes."""
 
-    def __init__(self, dotenv: dict[str, str] | None = None) -> None:
+    def __init__(self, dotenv: dict[str, str] | None = None, compose_env: dict[str, str] | None = None) -> None:
+        self.compose_env = compose_env  # replaces config/compose.env's content when given
         self.dotenv = dict(read_env_file(TEMPLATE) if dotenv is None else dotenv)
         self.dotenv.setdefault("SPARKPILOT_ADMIN_TOKEN", "x")
         if self.dotenv["SPARKPILOT_ADMIN_TOKEN"] == "change-me":
@@ -84,7 +85,12 @@ class Compose:
         """What the container's environment holds: env files in order, then `environment:`."""
         env: dict[str, str] = {}
         for f in self.env_files(name):
-            env.update(self.dotenv if f.name == ".env" else read_env_file(f))
+            if f.name == ".env":
+                env.update(self.dotenv)
+            elif f.name == "compose.env" and self.compose_env is not None:
+                env.update(self.compose_env)
+            else:
+                env.update(read_env_file(f))
         block = self.services[name].get("environment") or {}
         if isinstance(block, list):
             block = dict(item.split("=", 1) for item in block)

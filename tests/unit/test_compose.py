@@ -200,7 +200,7 @@ def test_python_services_point_at_the_compose_network(services: dict) -> None:
     for name in PYTHON_SERVICES:
         svc = services[name]
         env_file = svc.get("env_file")
-        assert (["config/compose.env", ".env"] == env_file), f"{name}: compose.env first, then .env (which wins)"
+        assert [".env", "config/compose.env"] == env_file, f"{name}: .env, then compose.env (which wins)"
         env = svc["environment"]
         assert env["SPARKPILOT_ENV"] == "prod", name
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://"), name
@@ -319,16 +319,27 @@ def test_served_model_name_is_the_name_every_client_asks_for(project: Compose, m
         assert str(client.max_lora_rank) == cmd[cmd.index("--max-lora-rank") + 1], name
 
 
-def test_switching_the_model_in_env_reaches_server_and_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_switching_the_model_in_compose_env_reaches_server_and_clients(monkeypatch: pytest.MonkeyPatch) -> None:
     from services.inference.serve import vllm_command
 
-    dotenv = read_env_file(TEMPLATE) | {"SPARKPILOT_INFERENCE_MODEL": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-    project = Compose(dotenv=dotenv)
+    small = read_env_file(COMPOSE_ENV) | {"SPARKPILOT_INFERENCE_MODEL": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+    project = Compose(compose_env=small)
     cmd, _ = vllm_command(settings_in(project.environment("vllm"), InferenceSettings, monkeypatch), version=(0, 11))
     assert cmd[cmd.index("--served-model-name") + 1] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert "--limit-mm-per-prompt" not in cmd, "the text model gets no image limit"
     worker = settings_in(project.environment("worker"), WorkerSettings, monkeypatch)
     assert worker.inference_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_a_native_env_file_cannot_resize_the_compose_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A .env from an older template set the native values outright; compose.env still wins."""
+    native = read_env_file(TEMPLATE) | {"SPARKPILOT_INFERENCE_MODEL": "smollm2-135m-instruct", "SPARKPILOT_MAX_LORAS": "2",
+                                        "SPARKPILOT_MAX_LORA_RANK": "8", "SPARKPILOT_DTYPE": "float32"}
+    project = Compose(dotenv=native)
+    for name in ("vllm", "gateway", "worker", "trainer"):
+        env = project.environment(name)
+        assert env["SPARKPILOT_INFERENCE_MODEL"] == "microsoft/Fara-7B", name
+        assert (env["SPARKPILOT_MAX_LORAS"], env["SPARKPILOT_MAX_LORA_RANK"]) == ("4", "64"), name
 
 
 def test_vllm_serves_fara_with_its_image_limit_and_memory_budget(project: Compose, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -419,8 +430,8 @@ def test_every_compose_env_entry_is_a_setting_with_a_comment() -> None:
             assert lines[i - 1].startswith("#"), f"{line.split('=')[0]} needs its reasoning above it"
 
 
-def test_the_template_never_overrides_the_compose_sizing() -> None:
-    """.env wins over config/compose.env, so a fresh .env must leave compose's values alone."""
+def test_the_template_marks_what_compose_sets_differently() -> None:
+    """A setting compose.env sets to another value is commented out in the template (its native default shown)."""
     template = template_entries()
     for name, value in read_env_file(COMPOSE_ENV).items():
         commented, template_value, _i = template[name]
@@ -548,3 +559,31 @@ def test_python_images_ship_the_model_profiles(services: dict) -> None:
 def test_dockerignore_keeps_context_small() -> None:
     entries = {l.strip().rstrip("/") for l in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".venv", ".venv-inference", ".git", "workspace", "logs", "benchmark-results", ".env"} <= entries
+
+
+# ---------------------------------------------------------------- cross-check with a real compose binary
+
+
+def test_resolver_agrees_with_docker_compose_config(tmp_path: Path) -> None:
+    """Debian's docker-compose (v1; `scripts/setup.sh --test` installs it) resolves the same environments."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is missing: run scripts/setup.sh --test"
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    fresh = TEMPLATE.read_text().replace("SPARKPILOT_ADMIN_TOKEN=change-me", "SPARKPILOT_ADMIN_TOKEN=a-real-secret")
+    (tmp_path / ".env").write_text(fresh)
+    out = subprocess.run([binary, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in __import__("os").environ.items()
+                              if not k.startswith(("SPARKPILOT_", "POSTGRES_")) and k not in ("DATABASE_URL", "REDIS_URL")})
+    assert out.returncode == 0, out.stderr
+    real = yaml.safe_load(out.stdout)["services"]
+    ours = Compose(dotenv=read_env_file(tmp_path / ".env"))
+    assert set(real) == set(ours.services)
+    for name, svc in real.items():
+        theirs = {k: "" if v is None else str(v) for k, v in (svc.get("environment") or {}).items()}
+        assert theirs == ours.environment(name), name
+    assert real["vllm"]["environment"]["SPARKPILOT_INFERENCE_MODEL"] == "microsoft/Fara-7B"
+    assert real["worker"]["depends_on"]["vllm"]["condition"] == "service_healthy"

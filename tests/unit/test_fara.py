@@ -78,6 +78,18 @@ def test_encode_screen_resizes_and_keeps_the_scale() -> None:
     assert screen.tokens == 19 * 13
 
 
+def test_a_screenshot_already_on_the_grid_is_sent_as_taken() -> None:
+    from services.worker.agent.vision import png_size
+
+    raw = png(1428, 896)
+    assert png_size(raw) == (1428, 896)
+    screen = encode_screen(raw, (1428, 896), FARA)
+    assert __import__("base64").b64decode(screen.data_url.split(",", 1)[1]) == raw  # byte for byte
+    assert (screen.scale_x, screen.scale_y) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="not a PNG"):
+        png_size(b"GIF89a" + bytes(30))
+
+
 # ---------------------------------------------------------------- parser
 
 

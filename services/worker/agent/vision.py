@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import struct
 from dataclasses import dataclass
 
 from PIL import Image
@@ -50,13 +51,25 @@ class Screen:
         return (self.width // 28) * (self.height // 28)
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, without decoding the image."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    return struct.unpack(">II", png[16:24])
+
+
 def encode_screen(png: bytes, viewport: tuple[int, int], profile: ModelProfile) -> Screen:
-    """Resize a viewport PNG to the model's resolution and encode it as a data URL."""
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    height, width = smart_resize(image.height, image.width, profile.image_factor, profile.min_pixels, profile.max_pixels)
-    if (width, height) != image.size:
-        image = image.resize((width, height), Image.Resampling.BICUBIC)
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)  # fast: the bytes only cross localhost
-    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    """Resize a viewport PNG to the model's resolution and encode it as a data URL.
+
+    A screenshot that already has the model's size (a viewport of e.g. 1428x896) is passed through
+    as is: decoding, resizing and re-encoding cost ~70-100 ms a step on this CPU.
+    """
+    size = png_size(png)
+    height, width = smart_resize(size[1], size[0], profile.image_factor, profile.min_pixels, profile.max_pixels)
+    if (width, height) != size:
+        image = Image.open(io.BytesIO(png)).convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", compress_level=1)  # fast: the bytes only cross localhost
+        png = buf.getvalue()
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
     return Screen(url, width, height, viewport[0] / width, viewport[1] / height)

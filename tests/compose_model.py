@@ -7,15 +7,21 @@ admin token, so the template stands in for it here.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+
+from sparkpilot.settings import CommonSettings, GatewaySettings, InferenceSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+COMPOSE_ENV = ROOT / "config" / "compose.env"
 TEMPLATE = ROOT / ".env.template"
+SETTINGS_CLASSES = (CommonSettings, GatewaySettings, WorkerSettings, InferenceSettings)
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR:+alt}; `$$` is an escaped `$`.
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
@@ -107,3 +113,47 @@ class Compose:
             else:
                 out.append((vol["source"], vol["target"], bool(vol.get("read_only"))))
         return out
+
+
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR:+alt}; `$${...}` is an escape.
+INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:]?[-?+][^}]*)?\}")
+ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def template_entries(text: str | None = None) -> dict[str, tuple[bool, str, int]]:
+    """NAME -> (commented_out, value, line index) for every `NAME=` or `# NAME=` line."""
+    lines = (TEMPLATE.read_text() if text is None else text).splitlines()
+    out: dict[str, tuple[bool, str, int]] = {}
+    for i, line in enumerate(lines):
+        m = ASSIGNMENT.match(line.strip())
+        if m:
+            out[m.group(2)] = (bool(m.group(1)), m.group(3), i)
+    return out
+
+
+def env_map(cls: type) -> dict[str, str]:
+    """Environment variable -> field name, for every field of a settings class."""
+    prefix = cls.model_config.get("env_prefix", "")
+    out = {}
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias
+        out[alias.upper() if isinstance(alias, str) else f"{prefix}{name}".upper()] = name
+    return out
+
+
+def env_names(cls: type) -> set[str]:
+    return set(env_map(cls))
+
+
+def all_setting_names() -> set[str]:
+    return set().union(*(env_names(cls) for cls in SETTINGS_CLASSES))
+
+
+def settings_in(env: dict[str, str], cls: type, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`cls` as it would load inside a container with environment `env` (no .env file of this machine)."""
+    for name in list(os.environ):
+        if name.startswith("SPARKPILOT_") or name in ("DATABASE_URL", "REDIS_URL"):
+            monkeypatch.delenv(name, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return cls(_env_file=None)

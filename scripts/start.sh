@@ -20,6 +20,7 @@ host="$(setting host)"; port="$(setting port)"
 start inference "$PY" -m services.inference.serve
 start gateway "$VENV/bin/uvicorn" services.gateway.main:app --host "$host" --port "$port"
 start worker "$VENV/bin/celery" -A services.worker.celery_app worker -n "worker@%h"  # queue, concurrency, log level: settings
+start trainer "$VENV/bin/celery" -A services.trainer.celery_app worker -n "trainer@%h"
 
 url="http://$host:$port"
 info "waiting for $url/health (vLLM's first start takes a minute or two)"
@@ -37,4 +38,4 @@ PYEOF
   sleep 1
 done
 curl -s "$url/health" || true
-die "stack did not become healthy in 600 s; see logs/gateway.log, logs/worker.log and logs/inference.log"
+die "stack did not become healthy in 600 s; see logs/gateway.log, logs/worker.log, logs/trainer.log and logs/inference.log"

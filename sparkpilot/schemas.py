@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sparkpilot.db.models import RunStatus
+from sparkpilot.db.models import JobStatus, RunStatus
 
 EventType = Literal[
     "run.queued",
@@ -218,3 +218,135 @@ class InferenceResult(BaseModel):
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
+
+
+# ---------------------------------------------------------------- training jobs
+
+_TASK_NAME = r"^[a-z0-9-]+$"
+
+
+class RunsFilter(BaseModel):
+    """Which recorded runs become training data (sparkpilot.trajectory.TrajectoryFilter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] | None = Field(default=None, max_length=200)  # MiniWoB task names (None: any)
+    policy: Literal["model", "replay", "all"] = "model"
+    min_reward: float = Field(default=1e-9, ge=-1, le=1)  # rewarded episodes only, by default
+    model: str | None = Field(default=None, max_length=200)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_names(cls, value: list[str] | None) -> list[str] | None:
+        import re
+
+        for task in value or []:
+            if not re.match(_TASK_NAME, task):
+                raise ValueError(f"bad task name {task!r}")
+        return value
+
+
+class DatasetSpec(BaseModel):
+    """Where a job's examples come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runs: RunsFilter = Field(default_factory=RunsFilter)
+
+
+class Hyperparameters(BaseModel):
+    """The LoRA recipe (defaults measured on 2 CPU cores with the 135M model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(default=8, ge=1, le=256)
+    alpha: int = Field(default=16, ge=1, le=512)
+    learning_rate: float = Field(default=2e-4, gt=0, le=1)
+    steps: int = Field(default=60, ge=1, le=100_000)
+    batch_size: int = Field(default=4, ge=1, le=256)
+    max_length: int = Field(default=1024, ge=32, le=32_768)
+    save_every: int = Field(default=10, ge=1)  # steps between checkpoints inside `train`
+    val_fraction: float = Field(default=0.1, ge=0, lt=1)
+    per_action_cap: float = Field(default=0.5, gt=0, le=1)  # most of the data one action (or position) may be
+    seed: int = 0
+
+
+class EvalSpec(BaseModel):
+    """The held-out MiniWoB episodes the candidate and the current version are compared on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(min_length=1, max_length=50)
+    seeds: list[int] = Field(min_length=1, max_length=200)
+    max_steps: int = Field(default=6, ge=1, le=50)
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_names(cls, value: list[str]) -> list[str]:
+        return RunsFilter._task_names(value) or []
+
+
+class TrainingJobCreate(BaseModel):
+    """Body of POST /api/v1/training/jobs."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    method: Literal["sft", "sdft"] = "sft"
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    base: str | None = Field(default=None, max_length=200)  # an adapter (NAME or NAME@vN) to continue from
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    eval: EvalSpec
+    promote: Literal["auto", "manual"] = "auto"
+
+    @model_validator(mode="after")
+    def _held_out(self) -> "TrainingJobCreate":
+        if self.method == "sdft":
+            raise ValueError("method 'sdft' is not available yet; use 'sft'")
+        return self
+
+
+class TrainingJobPublic(BaseModel):
+    """A training job as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    method: str
+    status: JobStatus
+    phase: str | None
+    done_phases: list[str]
+    dataset: dict[str, Any]
+    base: str | None
+    hyperparameters: dict[str, Any]
+    eval: dict[str, Any]
+    promote: str
+    progress: dict[str, Any]
+    adapter: str | None
+    reason: str | None
+    cancel_requested: bool
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TrainingMetrics(BaseModel):
+    """GET /api/v1/training/jobs/{id}/metrics: the loss curve, the data and the eval table."""
+
+    job_id: str
+    loss: list[list[float]] = []  # [step, loss]
+    val_loss: float | None = None
+    prepare: dict[str, Any] = {}
+    eval: dict[str, Any] = {}
+    gate: dict[str, Any] = {}
+    minutes: dict[str, float] = {}
+
+
+class TrainJobPayload(BaseModel):
+    """The Celery payload of sparkpilot.trainer.run_job."""
+
+    job_id: str = Field(min_length=1, max_length=32)

@@ -43,6 +43,10 @@ class CommonSettings(BaseSettings):
     max_loras: int = 2
     max_lora_rank: int = 8
     agent_adapter: str = "agent"
+    # Celery queue of training jobs (the trainer consumes it).
+    training_queue: str = "training"
+    # MiniWoB++ pages as the worker reaches them (the gateway serves them at /benchmarks).
+    miniwob_url: str = "http://127.0.0.1:8000/benchmarks"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -134,6 +138,22 @@ class InferenceSettings(CommonSettings):
         return None if value == "" else value
 
 
+class TrainerSettings(CommonSettings):
+    """The trainer: where jobs work, which Python trains, and the eval gate."""
+
+    # Virtual environment with torch + transformers + peft; a missing one means "this Python has them" (compose).
+    trainer_venv: Path = ROOT / ".venv-trainer"
+    # A candidate is promoted only if its success rate is at least the current version's plus this.
+    gate_margin: float = Field(default=0.0, ge=-1, le=1)
+    # Seconds an evaluation waits for its episodes before the job fails.
+    eval_timeout_s: float = 1800.0
+
+    @property
+    def training_dir(self) -> Path:
+        """Per-job folders: datasets, checkpoints, logs."""
+        return self.workspace_dir / "training"
+
+
 @lru_cache
 def get_settings() -> CommonSettings:
     """Shared settings, read once."""
@@ -153,6 +173,12 @@ def get_worker_settings() -> WorkerSettings:
 
 
 @lru_cache
+def get_trainer_settings() -> TrainerSettings:
+    """Trainer settings, read once."""
+    return TrainerSettings()
+
+
+@lru_cache
 def get_inference_settings() -> InferenceSettings:
     """Inference server settings, read once."""
     return InferenceSettings()
@@ -160,5 +186,5 @@ def get_inference_settings() -> InferenceSettings:
 
 def clear_settings_cache() -> None:
     """Forget cached settings (tests change the environment)."""
-    for fn in (get_settings, get_gateway_settings, get_worker_settings, get_inference_settings):
+    for fn in (get_settings, get_gateway_settings, get_worker_settings, get_inference_settings, get_trainer_settings):
         fn.cache_clear()

@@ -76,10 +76,16 @@ class TrajectoryFilter:
     since: datetime | None = None
     until: datetime | None = None
     user_id: int | None = None
+    tasks: list[str] | None = None  # MiniWoB task names (any of them)
+    include_eval: bool = False  # evaluation episodes of training jobs are held out from training data
 
     def matches(self, run: Run) -> bool:
         """The checks that are simpler in Python than portable SQL (JSON fields, name prefixes)."""
         if self.policy is not None and run.policy.get("type", "model") != self.policy:
+            return False
+        if not self.include_eval and run.policy.get("purpose") == "eval":
+            return False
+        if self.tasks is not None and (run.env or {}).get("task") not in self.tasks:
             return False
         if self.task is not None and (run.env or {}).get("task") != self.task and self.task.lower() not in run.task.lower():
             return False

@@ -1,8 +1,7 @@
-"""The Celery application of the trainer, consuming the `training` queue.
+"""The Celery application of the trainer, consuming the training queue (SPARKPILOT_TRAINING_QUEUE).
 
-Only `sparkpilot.trainer.ping` lives here for now (a liveness probe that also reports the
-training stack's versions); the training tasks themselves (datasets, LoRA SFT,
-self-distillation, evaluation gate, publish/rollback) come in a later issue.
+`sparkpilot.trainer.run_job` (services/trainer/tasks.py) executes training jobs;
+`sparkpilot.trainer.ping` is a liveness probe that also reports the training stack's versions.
 """
 
 from __future__ import annotations
@@ -14,22 +13,22 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from sparkpilot.logs import configure_logging
-from sparkpilot.settings import get_settings
+from sparkpilot.settings import get_trainer_settings
 
-QUEUE = "training"
 TRAINING_PACKAGES = ("torch", "transformers", "peft")
 
-settings = get_settings()
+settings = get_trainer_settings()
 
 
 @setup_logging.connect
 def _logging(**_kwargs) -> None:  # noqa: ANN003 - connected: Celery leaves logging to us (SPARKPILOT_LOG_LEVEL)
     configure_logging(settings.log_level)
 
-app = Celery("sparkpilot-trainer", broker=settings.redis_url, backend=settings.redis_url)
+app = Celery("sparkpilot-trainer", broker=settings.redis_url, backend=settings.redis_url,
+             include=["services.trainer.tasks"])
 app.conf.update(
-    task_default_queue=QUEUE,
-    task_routes={"sparkpilot.trainer.*": {"queue": QUEUE}},
+    task_default_queue=settings.training_queue,
+    task_routes={"sparkpilot.trainer.*": {"queue": settings.training_queue}},
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
@@ -39,6 +38,9 @@ app.conf.update(
     result_expires=3600,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    # One job at a time, and a killed job's message comes back (it resumes from its checkpoints).
+    worker_concurrency=1,
+    broker_transport_options={"visibility_timeout": 3600},
 )
 
 

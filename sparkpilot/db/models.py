@@ -204,3 +204,48 @@ class AdapterAlias(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobStatus(str, enum.Enum):
+    """Where a training job is."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+JOB_TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+PHASES = ("prepare", "train", "evaluate", "publish")
+
+
+class TrainingJob(Base):
+    """A training job: prepare → train → evaluate → publish, with the phases done so far as its checkpoint."""
+
+    __tablename__ = "training_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))  # the adapter name the result is registered under
+    method: Mapped[str] = mapped_column(String(20), default="sft")
+    status: Mapped[JobStatus] = mapped_column(Enum(JobStatus, native_enum=False, length=20), default=JobStatus.queued,
+                                              index=True)
+    phase: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    done_phases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    dataset: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    base: Mapped[str | None] = mapped_column(String(200), nullable=True)  # adapter to start from; None: the base
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    eval: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    promote: Mapped[str] = mapped_column(String(10), default="auto")
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    adapter: Mapped[str | None] = mapped_column(String(200), nullable=True)  # name@vN it produced
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)

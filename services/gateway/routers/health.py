@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway.deps import CurrentUser
-from services.gateway.queue import queue_depth
+from sparkpilot.queue import queue_depth
 from sparkpilot.db.models import Run, RunStatus
 from sparkpilot.db.session import session_scope
 from sparkpilot.metrics import HISTOGRAMS

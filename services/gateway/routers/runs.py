@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from services.gateway.deps import DB, CurrentUser, Settings
-from services.gateway.queue import enqueue_run
+from sparkpilot.queue import enqueue_run
 from sparkpilot import registry, runs
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.errors import NotFound

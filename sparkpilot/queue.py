@@ -1,4 +1,4 @@
-"""Putting runs on the Celery queue (the gateway only produces; the worker consumes)."""
+"""Putting runs and training jobs on their Celery queues (gateway and trainer produce; worker and trainer consume)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from sparkpilot.errors import Unavailable
 from sparkpilot.redis_client import get_redis
-from sparkpilot.schemas import ExecuteRunPayload
-from sparkpilot.settings import get_gateway_settings
+from sparkpilot.schemas import ExecuteRunPayload, TrainJobPayload
+from sparkpilot.settings import get_settings
 
 EXECUTE_RUN_TASK = "sparkpilot.execute_run"
+RUN_JOB_TASK = "sparkpilot.trainer.run_job"
 
 
 @lru_cache
 def producer() -> Celery:
     """A Celery app used only to send tasks."""
-    s = get_gateway_settings()
-    app = Celery("sparkpilot-gateway", broker=s.redis_url)
+    s = get_settings()
+    app = Celery("sparkpilot-producer", broker=s.redis_url)
     app.conf.update(
         task_default_queue=s.queue_name,
         broker_connection_retry_on_startup=False,
@@ -37,6 +38,15 @@ def enqueue_run(run_id: str) -> None:
         raise Unavailable(f"the queue (Redis) is unreachable: {exc}", code="redis_unavailable") from exc
 
 
+def enqueue_job(job_id: str) -> None:
+    """Send a training job to the trainer's queue, or raise Unavailable."""
+    try:
+        producer().send_task(RUN_JOB_TASK, args=[TrainJobPayload(job_id=job_id).model_dump()],
+                             queue=get_settings().training_queue, retry=True)
+    except (KombuOperationalError, OSError) as exc:
+        raise Unavailable(f"the queue (Redis) is unreachable: {exc}", code="redis_unavailable") from exc
+
+
 def queue_depth() -> int:
     """Messages waiting on the run queue (Celery's Redis transport keeps a list per queue)."""
-    return int(get_redis().llen(get_gateway_settings().queue_name))
+    return int(get_redis().llen(get_settings().queue_name))

@@ -1,0 +1,108 @@
+"""Training jobs' lifecycle: create, list, cancel, claim (or resume), progress, finish. Plain functions on a session.
+
+The trainer's pipeline (services/trainer/pipeline.py) does the work; the gateway and the CLI only
+call these. A job's `done_phases` is its checkpoint: a re-queued job skips what is done.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from sparkpilot.db.models import JOB_TERMINAL, JobStatus, TrainingJob, User, utcnow
+from sparkpilot.errors import Conflict, NotFound
+from sparkpilot.schemas import TrainingJobCreate
+
+CANCELLED = "cancelled by user"
+
+
+def create_job(session: Session, user: User, body: TrainingJobCreate) -> TrainingJob:
+    """Insert a queued job (the caller commits, then enqueues)."""
+    job = TrainingJob(user_id=user.id, name=body.name, method=body.method, dataset=body.dataset.model_dump(mode="json"),
+                      base=body.base, hyperparameters=body.hyperparameters.model_dump(), eval=body.eval.model_dump(),
+                      promote=body.promote, done_phases=[], progress={}, metrics={})
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: str, user: User | None = None) -> TrainingJob:
+    """A job by id, visible only to its owner when `user` is given (admins see every job)."""
+    job = session.get(TrainingJob, job_id)
+    if job is None or (user is not None and not user.is_admin and job.user_id != user.id):
+        raise NotFound(f"training job {job_id!r} not found", code="job_not_found")
+    return job
+
+
+def list_jobs(session: Session, user: User, limit: int, offset: int) -> tuple[list[TrainingJob], int]:
+    """A page of the user's jobs (every job for an admin), newest first, and the total."""
+    where = [] if user.is_admin else [TrainingJob.user_id == user.id]
+    total = session.scalar(select(func.count()).select_from(TrainingJob).where(*where)) or 0
+    rows = session.scalars(select(TrainingJob).where(*where).order_by(TrainingJob.created_at.desc(), TrainingJob.id)
+                           .limit(limit).offset(offset))
+    return list(rows), total
+
+
+def _transition(session: Session, job_id: str, allowed: set[JobStatus], *where: object, **values: object) -> bool:
+    res = session.execute(update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.status.in_(allowed), *where)
+                          .values(**values))
+    return res.rowcount == 1
+
+
+def finish_job(session: Session, job_id: str, status: JobStatus, reason: str) -> bool:
+    """Move a live job to a terminal status; False if it had already ended."""
+    assert status in JOB_TERMINAL
+    return _transition(session, job_id, {JobStatus.queued, JobStatus.running}, status=status, reason=reason,
+                       finished_at=utcnow())
+
+
+def request_cancel(session: Session, job_id: str, user: User) -> TrainingJob:
+    """Cancel a queued job now, or ask the trainer to stop a running one at its next check (between phases and steps)."""
+    job = get_job(session, job_id, user)
+    if job.status in JOB_TERMINAL:
+        raise Conflict(f"training job {job_id} already {job.status.value}", code="job_finished")
+    if not _transition(session, job_id, {JobStatus.queued}, status=JobStatus.cancelled, reason=CANCELLED,
+                       finished_at=utcnow()):
+        _transition(session, job_id, {JobStatus.running}, cancel_requested=True)
+    session.refresh(job)
+    return job
+
+
+def claim_job(session: Session, job_id: str, worker: str, max_attempts: int) -> TrainingJob | None:
+    """Take a queued job, or resume a running one whose trainer died (the caller holds the job's lock)."""
+    job = session.get(TrainingJob, job_id)
+    if job is None or job.status in JOB_TERMINAL:
+        return None
+    now = utcnow()
+    if job.status is JobStatus.running and job.attempts >= max_attempts:
+        finish_job(session, job_id, JobStatus.failed, f"trainer lost ({job.attempts} attempts)")
+        return None
+    if not _transition(session, job_id, {JobStatus.queued, JobStatus.running}, status=JobStatus.running,
+                       started_at=job.started_at or now, heartbeat_at=now, worker=worker,
+                       attempts=TrainingJob.attempts + 1):
+        return None
+    session.refresh(job)
+    return job
+
+
+def set_progress(session: Session, job_id: str, **progress: Any) -> bool:
+    """Record live progress (phase, step, loss, eta); returns whether cancellation was requested."""
+    job = session.get(TrainingJob, job_id)
+    if job is None:
+        return True
+    job.progress = {**(job.progress or {}), **progress}
+    job.heartbeat_at = utcnow()
+    session.flush()
+    return job.cancel_requested
+
+
+def phase_done(session: Session, job_id: str, phase: str, metrics: dict[str, Any]) -> None:
+    """Checkpoint: `phase` will not run again for this job; its metrics are kept."""
+    job = session.get(TrainingJob, job_id)
+    assert job is not None
+    if phase not in job.done_phases:
+        job.done_phases = [*job.done_phases, phase]
+    job.metrics = {**(job.metrics or {}), phase: metrics}
+    session.flush()

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import PAGES, ROOT, Stack, free_port, start_page_server, wait_for
+from tests.helpers import BIN, PAGES, ROOT, Stack, free_port, start_page_server, wait_for
 
 POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -47,6 +47,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp / 'sparkpilot.db'}",
         "REDIS_URL": os.environ.get("SPARKPILOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
         "SPARKPILOT_QUEUE_NAME": f"test-runs-{tag}",
+        "SPARKPILOT_TRAINING_QUEUE": f"test-training-{tag}",
         "SPARKPILOT_KEY_PREFIX": f"sptest-{tag}",
         "SPARKPILOT_ALLOWED_URL_PREFIXES": f"file://{PAGES}/",
         # Short leases so lost-worker tests finish quickly.
@@ -186,4 +187,14 @@ def stack(base_env: dict[str, str], vllm: str, tmp_path_factory: pytest.TempPath
 def api(stack: Stack) -> Iterator[httpx.Client]:
     """An HTTP client for the stack, authenticated as admin."""
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def user_api(stack) -> Iterator[httpx.Client]:
+    """A client with a token of a user who is not an admin (made with `sparkpilot token create`)."""
+    out = subprocess.run([str(BIN / "sparkpilot"), "token", "create", "--user", "dora"], cwd=ROOT, env=stack.env,
+                         capture_output=True, text=True, check=True)
+    token = out.stdout.strip().splitlines()[-1]
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
         yield c

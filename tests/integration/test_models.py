@@ -6,13 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import BIN, FINISH, ROOT, Stack, free_port, wait_terminal
+from tests.helpers import FINISH, ROOT, Stack, free_port, wait_terminal
 
 INFERENCE_PY = ROOT / ".venv-inference" / "bin" / "python"
 
@@ -46,16 +45,6 @@ def adapter_dirs(base_env, vllm) -> dict[str, Path]:
     cfg["base_model_name_or_path"] = "meta-llama/Llama-3-8B"
     (dirs["other_base"] / "adapter_config.json").write_text(json.dumps(cfg))
     return dirs
-
-
-@pytest.fixture(scope="module")
-def user_api(stack) -> Iterator[httpx.Client]:
-    """A client with a token of a user who is not an admin (made with `sparkpilot token create`)."""
-    out = subprocess.run([str(BIN / "sparkpilot"), "token", "create", "--user", "dora"], cwd=ROOT, env=stack.env,
-                         capture_output=True, text=True, check=True)
-    token = out.stdout.strip().splitlines()[-1]
-    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
-        yield c
 
 
 def _err(resp: httpx.Response, status: int) -> str:

@@ -1,0 +1,137 @@
+"""The learning loop through the product's own services: recorded runs → training job → LoRA → eval → gate.
+
+Real gateway, Celery worker, Chromium, vLLM on the embedded model and a real trainer process (its
+LoRA child in .venv-trainer). The training data are MiniWoB episodes solved by a scripted policy
+(only the answers are scripted); the evaluation runs the real model, through the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import sync_playwright
+
+from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer
+from services.worker.browser import CHROMIUM_ARGS
+from tests.helpers import BIN, ROOT, Stack, wait_for, wait_terminal
+
+TASK = "click-button"
+TRAIN_SEEDS = [0, 1, 2, 3, 4, 5]
+EVAL = {"tasks": [TASK], "seeds": [1000, 1001], "max_steps": 2}
+SMALL = {"steps": 4, "batch_size": 2, "save_every": 2, "learning_rate": 5e-4, "max_length": 768}
+
+
+@pytest.fixture(scope="module")
+def trainer(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
+    """A trainer worker on the stack's training queue; its gate lets any candidate through (margin -1)."""
+    log = tmp_path_factory.mktemp("trainer") / "trainer.log"
+    env = dict(stack.env, SPARKPILOT_MINIWOB_URL=stack.base_url + "/benchmarks", SPARKPILOT_GATE_MARGIN="-1",
+               SPARKPILOT_EVAL_TIMEOUT_S="300")
+    proc = subprocess.Popen([str(BIN / "celery"), "-A", "services.trainer.celery_app", "worker", "-n",
+                             f"trainer-{time.time_ns()}@%h"], cwd=ROOT, env=env, stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: " ready." in log.read_text(errors="replace"), 60, "trainer worker ready")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        print(f"\n--- trainer.log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
+
+
+def solved_runs(api: httpx.Client, stack: Stack, seeds: list[int]) -> list[dict]:
+    """Each seed of click-button solved by a scripted policy that clicks the button the instruction names."""
+    with MiniwobServer() as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        goals = {}
+        for seed in seeds:
+            page.goto(server.task_url(TASK))
+            goals[seed] = MiniwobEpisode(page).start(TASK, seed, server.url)
+        browser.close()
+    ids = []
+    for seed in seeds:
+        wanted = goals[seed].split('"')[1] if '"' in goals[seed] else goals[seed].split()[-1].rstrip(".")
+        body = {"task": f"miniwob {TASK}", "start_url": f"{stack.base_url}/benchmarks/miniwob/{TASK}.html",
+                "max_steps": 3, "policy": "replay", "actions": [{"name": "click", "target": wanted}],
+                "env": {"type": "miniwob", "task": TASK, "seed": seed}}
+        resp = api.post("/api/v1/runs", json=body)
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json()["id"])
+    return [wait_terminal(api, run_id, timeout=60) for run_id in ids]
+
+
+def wait_job(api: httpx.Client, job_id: str, timeout: float = 600) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = api.get(f"/api/v1/training/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} still {job['status']} ({job['phase']}) after {timeout} s: {job['progress']}")
+
+
+def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer) -> None:  # noqa: ANN001
+    solved = solved_runs(api, stack, TRAIN_SEEDS)
+    assert all(r["status"] == "succeeded" and r["reward"] > 0 for r in solved), solved
+    body = {"name": "learner", "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}}, "eval": EVAL,
+            "hyperparameters": SMALL}
+    resp = api.post("/api/v1/training/jobs", json=body)
+    assert resp.status_code == 201, resp.text
+    job = wait_job(api, resp.json()["id"])
+    assert job["status"] == "succeeded", job
+    assert job["done_phases"] == ["prepare", "train", "evaluate", "publish"]
+    assert job["adapter"] == "learner@v1" and job["reason"].startswith("promoted: learner@v1")
+    metrics = api.get(f"/api/v1/training/jobs/{job['id']}/metrics").json()
+    assert metrics["prepare"]["train"] >= 4 and metrics["prepare"]["by_action"] == {"click": metrics["prepare"]["examples"] - metrics["prepare"]["dropped_by_balance"]}
+    kept = set(metrics["prepare"]["seeds"])  # the episodes whose steps survived dedupe and balance
+    assert len(kept) >= 3 and kept <= {f"{TASK}:{s}" for s in TRAIN_SEEDS}
+    assert [p[0] for p in metrics["loss"]] == [1, 2, 3, 4] and all(p[1] > 0 for p in metrics["loss"])
+    ev = metrics["eval"]
+    assert ev["candidate"] == "learner@v1" and ev["current"] == "smollm2-135m-instruct"
+    assert ev["candidate_table"][TASK][1] == 2 and ev["current_table"][TASK][1] == 2  # both scored on the held-out seeds
+    assert metrics["gate"]["promoted"] is True and set(metrics["minutes"]) == {"prepare", "train", "evaluate", "publish"}
+    # The eval episodes ran through the worker on the candidate, and are not training data.
+    models = {m["name"]: m for m in api.get("/api/v1/models").json()}
+    assert models["learner@v1"]["current"] is True and models["learner@v1"]["source"] == f"training job {job['id']}"
+    # The next run that names the adapter uses the promoted version, and the model answers through it.
+    run = api.post("/api/v1/runs", json={"task": f"miniwob {TASK}", "model": "learner", "max_steps": 1,
+                                         "start_url": f"{stack.base_url}/benchmarks/miniwob/{TASK}.html",
+                                         "env": {"type": "miniwob", "task": TASK, "seed": 2000}}).json()
+    assert run["model"] == "learner@v1"
+    done = wait_terminal(api, run["id"], timeout=120)
+    traj = api.get(f"/api/v1/runs/{run['id']}/trajectory").json()
+    assert done["status"] in ("succeeded", "failed") and traj[0]["model"] == "learner@v1"
+    # The HF datasets folder and the checkpoint were written in the job's folder.
+    folder = os.path.join(stack.env["SPARKPILOT_WORKSPACE_DIR"], "training", job["id"])
+    assert os.path.isfile(os.path.join(folder, "data", "hf", "dataset_dict.json"))
+    assert os.path.isfile(os.path.join(folder, "train", "checkpoint", "state.json"))
+
+
+def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack) -> None:  # noqa: ANN001
+    before = api.get("/api/v1/training/jobs").json()["total"]
+    good = {"name": "x", "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}}, "eval": EVAL}
+    cases = [
+        ({**good, "eval": {**EVAL, "tasks": ["no-such-task"]}}, 422, "unknown_task"),
+        ({**good, "dataset": {"runs": {"policy": "model", "tasks": ["click-tab"]}}}, 422, "empty_dataset"),
+        ({**good, "base": "never-registered"}, 404, "adapter_not_found"),
+        ({**good, "method": "sdft"}, 422, None),
+        ({**good, "name": "smollm2-135m-instruct"}, 422, "bad_name"),
+        ({**good, "hyperparameters": {"steps": 0}}, 422, None),
+        ({"name": "x"}, 422, None),
+    ]
+    for body, status, code in cases:
+        resp = api.post("/api/v1/training/jobs", json=body)
+        assert resp.status_code == status, (body, resp.text)
+        if code:
+            assert resp.json()["error"]["code"] == code, resp.text
+    assert user_api.post("/api/v1/training/jobs", json=good).status_code == 403  # it writes the registry
+    assert api.get("/api/v1/training/jobs").json()["total"] == before
+    assert api.get("/api/v1/training/jobs/nope").status_code == 404

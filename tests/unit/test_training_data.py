@@ -1,0 +1,70 @@
+"""The `prepare` phase's data work on hand-made trajectory records: answers, dedupe, balance, split."""
+
+from __future__ import annotations
+
+import json
+
+from services.trainer.dataset import completion_for, prepare
+from sparkpilot.trajectory import StepOutcome, TrajectoryStep
+
+
+def record(run: str, target: dict, raw: str | None = None, elements: list[tuple[str, str]] = (("57", "Submit"),),
+           goal: str = "Click Submit.", error: str | None = None, seed: int = 0, task: str = "click-button",
+           content: object = None) -> TrajectoryStep:
+    lines = "\n".join(f'[{bid}] button "{name}"' for bid, name in elements)
+    user = content if content is not None else f"GOAL: {goal}\nELEMENTS:\n{lines}\nANSWER:"
+    return TrajectoryStep(run_id=run, task=f"miniwob {task}", policy="model", env={"type": "miniwob", "task": task,
+                          "seed": seed}, reward=1.0, step=0, messages=[{"role": "system", "content": "S"},
+                          {"role": "user", "content": user}], target=target, raw_output=raw, observation={},
+                          timings_ms={}, outcome=StepOutcome(error=error, run_status="succeeded", run_reason="reward",
+                                                             run_result=None, reward=1.0))
+
+
+CLICK = {"name": "click", "args": {"bid": "57"}}
+
+
+def test_the_models_own_answer_is_kept_when_it_says_the_same() -> None:
+    raw = '{"action":"click","target":"Submit","bid":"57"}'
+    assert completion_for(record("r", CLICK, raw)) == (raw, 0)
+
+
+def test_a_scripted_step_gets_the_schema_answer_rebuilt_from_the_element_list() -> None:
+    rec = record("r", {"name": "click", "args": {"bid": "12"}}, raw='{"thought":"replay","action":{"name":"click"}}',
+                 elements=[("57", "Cancel"), ("12", "Submit")])
+    assert completion_for(rec) == ('{"action":"click","target":"Submit","bid":"12"}', 1)
+    fill = record("r", {"name": "fill", "args": {"bid": "57", "text": "Ada"}}, elements=[("57", "Name")])
+    assert json.loads(completion_for(fill)[0]) == {"action": "fill", "target": "Name", "bid": "57", "text": "Ada"}
+
+
+def test_unusable_steps_are_skipped() -> None:
+    assert completion_for(record("r", {})) is None  # no action parsed
+    assert completion_for(record("r", CLICK, error="no element")) is None  # the action failed
+    assert completion_for(record("r", {"name": "click", "args": {"bid": "999"}})) is None  # not in the prompt
+    image = [{"type": "image_url", "image_url": {"url": "step:0"}}, {"type": "text", "text": "x"}]
+    assert completion_for(record("r", CLICK, content=image)) is None  # vision prompts: not trained here yet
+
+
+def test_duplicates_are_dropped_and_counted() -> None:
+    out = prepare([record("a", CLICK), record("b", CLICK), record("c", CLICK, goal="Other")], 0.0, 1.0, 0)
+    assert out.stats["duplicates"] == 1 and out.stats["train"] == 2 and out.stats["records"] == 3
+
+
+def test_balance_caps_a_position_habit() -> None:
+    # 9 examples whose answer is the first element, 3 whose answer is the second: "click the first id" is capped.
+    recs = [record(f"f{i}", {"name": "click", "args": {"bid": "57"}}, goal=f"g{i}", elements=[("57", "A"), ("12", "B")])
+            for i in range(9)]
+    recs += [record(f"s{i}", {"name": "click", "args": {"bid": "12"}}, goal=f"h{i}", elements=[("57", "A"), ("12", "B")])
+             for i in range(3)]
+    out = prepare(recs, 0.0, 0.5, seed=1)
+    assert out.stats["by_position"] == {"0": 6, "1": 3}
+    assert out.stats["dropped_by_balance"] == 3
+
+
+def test_split_keeps_each_episode_on_one_side_and_records_seeds() -> None:
+    recs = [record(f"run{i}", CLICK, goal=f"g{i}-{j}", seed=i) for i in range(10) for j in range(2)]
+    out = prepare(recs, 0.2, 1.0, seed=3)
+    train_runs, val_runs = {e.run_id for e in out.train}, {e.run_id for e in out.val}
+    assert len(val_runs) == 2 and not train_runs & val_runs
+    assert out.stats["seeds"] == sorted(f"click-button:{i}" for i in range(10))
+    row = out.train[0].row()
+    assert set(row) == {"messages", "completion", "action", "position", "run_id", "task", "seed"}

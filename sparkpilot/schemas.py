@@ -329,6 +329,7 @@ class TrainingJobPublic(BaseModel):
     reason: str | None
     cancel_requested: bool
     attempts: int
+    worker: str | None  # host:pid of the trainer process executing it
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -29,6 +29,9 @@ from sparkpilot.settings import ROOT, TrainerSettings, get_inference_settings
 from sparkpilot.trajectory import TrajectoryFilter, iter_records
 
 
+LOSS_POINTS = 2000  # of the loss curve kept in the job's live progress
+
+
 class JobCancelled(Exception):
     """The user cancelled the job; the phase stopped where it was."""
 
@@ -102,10 +105,12 @@ def train(job: TrainingJob, settings: TrainerSettings, progress: Callable[..., b
     (folder / "train").mkdir(parents=True, exist_ok=True)
     config_file = folder / "train" / "config.json"
     config_file.write_text(json.dumps(config, indent=2))
+    _kill_leftover(folder / "train" / "pid")
     log = (folder / "train" / "train.log").open("a")
     proc = subprocess.Popen([trainer_python(settings), "-m", "services.trainer.lora_train", "--config", str(config_file)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
-    losses: list[list[float]] = list((job.metrics.get("train") or {}).get("loss") or [])
+    (folder / "train" / "pid").write_text(str(proc.pid))
+    losses: list[list[float]] = list((job.progress or {}).get("loss_curve") or [])  # a resumed job keeps its curve
     done: dict[str, Any] = {}
     error = None
     try:
@@ -118,7 +123,7 @@ def train(job: TrainingJob, settings: TrainerSettings, progress: Callable[..., b
             if event.get("event") == "step":
                 losses = [p for p in losses if p[0] < event["step"]] + [[event["step"], event["loss"]]]
                 if progress(phase="train", step=event["step"], total=event["total"], loss=event["loss"],
-                            eta_s=event["eta_s"], loss_curve=losses[-200:]):
+                            eta_s=event["eta_s"], loss_curve=losses[-LOSS_POINTS:]):
                     raise JobCancelled()
             elif event.get("event") == "start":
                 progress(phase="train", step=event["resumed_from"], total=event["total"], resumed_from=event["resumed_from"])
@@ -137,6 +142,16 @@ def train(job: TrainingJob, settings: TrainerSettings, progress: Callable[..., b
         raise PhaseFailed(f"training failed (exit {proc.returncode}): {error or last}")
     return {"loss": losses, "val_loss": done.get("val_loss"), "seconds": done.get("seconds"),
             "adapter_dir": done.get("adapter"), "steps": job.hyperparameters["steps"]}
+
+
+def _kill_leftover(pid_file: Path) -> None:
+    """A training child left by a trainer that was killed must not write checkpoints beside the resumed one."""
+    try:
+        pid = int(pid_file.read_text())
+        os.killpg(pid, signal.SIGKILL)
+        time.sleep(0.2)
+    except (OSError, ValueError):
+        pass  # no file, or the process is gone
 
 
 # ---------------------------------------------------------------- evaluate

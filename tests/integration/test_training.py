@@ -68,6 +68,14 @@ def solved_runs(api: httpx.Client, stack: Stack, seeds: list[int]) -> list[dict]
     return [wait_terminal(api, run_id, timeout=60) for run_id in ids]
 
 
+@pytest.fixture(scope="module")
+def solved(api: httpx.Client, stack: Stack) -> list[dict]:
+    """The training data every job here learns from: rewarded click-button episodes."""
+    runs = solved_runs(api, stack, TRAIN_SEEDS)
+    assert all(r["status"] == "succeeded" and r["reward"] > 0 for r in runs), runs
+    return runs
+
+
 def wait_job(api: httpx.Client, job_id: str, timeout: float = 600) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -78,9 +86,7 @@ def wait_job(api: httpx.Client, job_id: str, timeout: float = 600) -> dict:
     raise AssertionError(f"job {job_id} still {job['status']} ({job['phase']}) after {timeout} s: {job['progress']}")
 
 
-def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer) -> None:  # noqa: ANN001
-    solved = solved_runs(api, stack, TRAIN_SEEDS)
-    assert all(r["status"] == "succeeded" and r["reward"] > 0 for r in solved), solved
+def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer, solved) -> None:  # noqa: ANN001
     body = {"name": "learner", "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}}, "eval": EVAL,
             "hyperparameters": SMALL}
     resp = api.post("/api/v1/training/jobs", json=body)
@@ -115,7 +121,7 @@ def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer) -> 
     assert os.path.isfile(os.path.join(folder, "train", "checkpoint", "state.json"))
 
 
-def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack) -> None:  # noqa: ANN001
+def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack, solved) -> None:  # noqa: ANN001
     before = api.get("/api/v1/training/jobs").json()["total"]
     good = {"name": "x", "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}}, "eval": EVAL}
     cases = [
@@ -135,3 +141,43 @@ def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack) -> None:
     assert user_api.post("/api/v1/training/jobs", json=good).status_code == 403  # it writes the registry
     assert api.get("/api/v1/training/jobs").json()["total"] == before
     assert api.get("/api/v1/training/jobs/nope").status_code == 404
+
+
+def _job(api, name: str, steps: int, seeds: list[int]) -> str:  # noqa: ANN001
+    body = {"name": name, "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}},
+            "eval": {"tasks": [TASK], "seeds": seeds, "max_steps": 1},
+            "hyperparameters": {**SMALL, "steps": steps, "save_every": 2}}
+    resp = api.post("/api/v1/training/jobs", json=body)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def _wait_step(api, job_id: str, step: int) -> dict:  # noqa: ANN001
+    return wait_for(lambda: (j := api.get(f"/api/v1/training/jobs/{job_id}").json())["progress"].get("step", 0) >= step
+                    and j["phase"] == "train" and j, 300, f"job {job_id} at training step {step}", interval=0.3)
+
+
+def test_a_trainer_killed_mid_train_resumes_from_its_checkpoint(api, trainer, solved) -> None:  # noqa: ANN001
+    job_id = _job(api, "resumer", steps=10, seeds=[1002])
+    job = _wait_step(api, job_id, 3)  # a checkpoint was written at step 2
+    os.kill(int(job["worker"].rsplit(":", 1)[1]), signal.SIGKILL)  # the Celery pool child executing the job
+    done = wait_job(api, job_id)
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 2 and done["done_phases"] == ["prepare", "train", "evaluate", "publish"]
+    assert done["progress"]["resumed_from"] >= 2, done["progress"]
+    curve = api.get(f"/api/v1/training/jobs/{job_id}/metrics").json()["loss"]
+    assert [p[0] for p in curve] == list(range(1, 11)), curve  # one loss per step, none lost or doubled
+
+
+def test_cancel_stops_a_job_and_leaves_the_registry_unchanged(api, trainer, solved) -> None:  # noqa: ANN001
+    before = api.get("/api/v1/models").json()
+    job_id = _job(api, "cancelled-one", steps=40, seeds=[1003])
+    _wait_step(api, job_id, 1)
+    resp = api.post(f"/api/v1/training/jobs/{job_id}/cancel")
+    assert resp.status_code == 200 and resp.json()["cancel_requested"] is True
+    done = wait_job(api, job_id, timeout=120)
+    assert (done["status"], done["reason"]) == ("cancelled", "cancelled by user")
+    assert done["progress"]["step"] < 40 and "evaluate" not in done["done_phases"]
+    assert api.get("/api/v1/models").json() == before
+    again = api.post(f"/api/v1/training/jobs/{job_id}/cancel")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"

@@ -249,11 +249,20 @@ class RunsFilter(BaseModel):
 
 
 class DatasetSpec(BaseModel):
-    """Where a job's examples come from."""
+    """Where a job's examples come from: recorded runs (a filter) or an uploaded dataset."""
 
     model_config = ConfigDict(extra="forbid")
 
-    runs: RunsFilter = Field(default_factory=RunsFilter)
+    runs: RunsFilter | None = None
+    dataset_id: str | None = Field(default=None, min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetSpec":
+        if self.runs is not None and self.dataset_id is not None:
+            raise ValueError("give either runs (a filter) or dataset_id, not both")
+        if self.runs is None and self.dataset_id is None:
+            self.runs = RunsFilter()
+        return self
 
 
 class Hyperparameters(BaseModel):
@@ -281,6 +290,8 @@ class EvalSpec(BaseModel):
     tasks: list[str] = Field(min_length=1, max_length=50)
     seeds: list[int] = Field(min_length=1, max_length=200)
     max_steps: int = Field(default=6, ge=1, le=50)
+    # The gate's margin for this job (None: SPARKPILOT_GATE_MARGIN): promote only if candidate ≥ current + margin.
+    gate_margin: float | None = Field(default=None, ge=-1, le=1)
 
     @field_validator("tasks")
     @classmethod
@@ -345,6 +356,17 @@ class TrainingMetrics(BaseModel):
     eval: dict[str, Any] = {}
     gate: dict[str, Any] = {}
     minutes: dict[str, float] = {}
+
+
+class DatasetPublic(BaseModel):
+    """An uploaded dataset."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    records: int
+    created_at: datetime
 
 
 class TrainJobPayload(BaseModel):

@@ -132,9 +132,34 @@ def write_run_file(session: Session, run_id: str, directory: Path) -> Path | Non
     return path
 
 
+def read_jsonl(path: Path) -> Iterator[TrajectoryStep]:
+    """The records of one JSONL file."""
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            yield TrajectoryStep.model_validate_json(line)
+
+
 def read_dir(directory: Path) -> Iterator[TrajectoryStep]:
     """Every record in a trajectories folder, oldest day first (what the trainer reads)."""
     for path in sorted(Path(directory).glob("*/*.jsonl")):
-        for line in path.read_text().splitlines():
-            if line.strip():
-                yield TrajectoryStep.model_validate_json(line)
+        yield from read_jsonl(path)
+
+
+def parse_upload(raw: bytes) -> list[TrajectoryStep]:
+    """Validate an uploaded JSONL line by line; ValueError naming the first bad line (nothing is kept then)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"the file is not UTF-8: {exc}") from None
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(TrajectoryStep.model_validate_json(line))
+        except ValueError as exc:
+            first = str(exc).splitlines()
+            raise ValueError(f"line {number}: {' '.join(first[:3])[:300]}") from None
+    if not records:
+        raise ValueError("the file holds no records")
+    return records

@@ -20,13 +20,13 @@ from typing import Any
 
 from services.trainer.dataset import prepare as prepare_examples
 from sparkpilot import registry, runs
-from sparkpilot.db.models import AdapterAlias, Run, RunStatus, TrainingJob, User
+from sparkpilot.db.models import AdapterAlias, Run, RunStatus, TrainingDataset, TrainingJob, User
 from sparkpilot.db.session import session_scope
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.queue import enqueue_run
 from sparkpilot.schemas import MiniwobEnv, RunCreate
 from sparkpilot.settings import ROOT, TrainerSettings, get_inference_settings
-from sparkpilot.trajectory import TrajectoryFilter, iter_records
+from sparkpilot.trajectory import TrajectoryFilter, TrajectoryStep, iter_records, read_jsonl
 
 
 LOSS_POINTS = 2000  # of the loss curve kept in the job's live progress
@@ -50,12 +50,10 @@ def job_dir(settings: TrainerSettings, job_id: str) -> Path:
 
 def prepare(job: TrainingJob, settings: TrainerSettings, progress: Callable[..., bool]) -> dict[str, Any]:
     """Select the runs, build the examples, write train/val JSONL and the HF datasets folder."""
-    spec, hp = job.dataset.get("runs") or {}, job.hyperparameters
-    flt = TrajectoryFilter(status=RunStatus.succeeded, policy=None if spec.get("policy") == "all" else spec.get("policy", "model"),
-                           min_reward=spec.get("min_reward"), model=spec.get("model"), tasks=spec.get("tasks"),
-                           since=_dt(spec.get("since")), until=_dt(spec.get("until")))
+    hp = job.hyperparameters
     with session_scope() as s:
-        prepared = prepare_examples(list(iter_records(s, flt)), hp["val_fraction"], hp["per_action_cap"], hp["seed"])
+        records = job_records(s, job.dataset)
+        prepared = prepare_examples(records, hp["val_fraction"], hp["per_action_cap"], hp["seed"])
     if not prepared.train:
         raise PhaseFailed(f"no training examples: {prepared.stats.get('records', 0)} recorded steps matched the dataset "
                           f"filter, {prepared.stats.get('skipped', 0)} were not usable")
@@ -69,6 +67,21 @@ def prepare(job: TrainingJob, settings: TrainerSettings, progress: Callable[...,
         raise PhaseFailed(f"could not write the HF datasets folder: {out.stderr.strip()[-300:]}")
     progress(phase="prepare", examples=prepared.stats["train"])
     return prepared.stats
+
+
+def job_records(session, dataset: dict[str, Any]) -> list[TrajectoryStep]:  # noqa: ANN001
+    """The trajectory records a job's dataset spec names: an uploaded file, or the recorded runs a filter keeps."""
+    if dataset.get("dataset_id"):
+        row = session.get(TrainingDataset, dataset["dataset_id"])
+        if row is None:
+            raise PhaseFailed(f"dataset {dataset['dataset_id']!r} no longer exists")
+        return list(read_jsonl(Path(row.path)))
+    spec = dataset.get("runs") or {}
+    flt = TrajectoryFilter(status=RunStatus.succeeded,
+                           policy=None if spec.get("policy") == "all" else spec.get("policy", "model"),
+                           min_reward=spec.get("min_reward"), model=spec.get("model"), tasks=spec.get("tasks"),
+                           since=_dt(spec.get("since")), until=_dt(spec.get("until")))
+    return list(iter_records(session, flt))
 
 
 def _dt(value: str | None):  # noqa: ANN202
@@ -245,9 +258,10 @@ def publish(job: TrainingJob, settings: TrainerSettings, progress: Callable[...,
     """The eval gate: promote the candidate only if it scores at least the current version plus the margin."""
     ev = job.metrics["evaluate"]
     candidate, current = ev["candidate_rate"], ev["current_rate"]
-    wins = candidate >= current + settings.gate_margin
-    verdict = (f"{ev['candidate']} {candidate:.0%} vs {ev['current']} {current:.0%} "
-               f"(margin {settings.gate_margin:+.0%})")
+    margin = job.eval.get("gate_margin")
+    margin = settings.gate_margin if margin is None else margin
+    wins = candidate >= current + margin
+    verdict = f"{ev['candidate']} {candidate:.0%} vs {ev['current']} {current:.0%} (margin {margin:+.0%})"
     promoted = False
     if wins and job.promote == "auto":
         with registry.registry_lock(settings), session_scope() as s:
@@ -260,7 +274,7 @@ def publish(job: TrainingJob, settings: TrainerSettings, progress: Callable[...,
     progress(phase="publish", gate=reason)
     return {"promoted": promoted, "passed": wins, "reason": reason, "candidate": ev["candidate"],
             "current": ev["current"], "candidate_rate": candidate, "current_rate": current,
-            "margin": settings.gate_margin}
+            "margin": margin}
 
 
 PHASE_FUNCTIONS: dict[str, Callable[[TrainingJob, TrainerSettings, Callable[..., bool]], dict[str, Any]]] = {

@@ -7,7 +7,9 @@ LoRA child in .venv-trainer). The training data are MiniWoB episodes solved by a
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -23,16 +25,15 @@ from tests.helpers import BIN, ROOT, Stack, wait_for, wait_terminal
 
 TASK = "click-button"
 TRAIN_SEEDS = [0, 1, 2, 3, 4, 5]
-EVAL = {"tasks": [TASK], "seeds": [1000, 1001], "max_steps": 2}
+EVAL = {"tasks": [TASK], "seeds": [1000, 1001], "max_steps": 2, "gate_margin": -1}  # any candidate passes
 SMALL = {"steps": 4, "batch_size": 2, "save_every": 2, "learning_rate": 5e-4, "max_length": 768}
 
 
 @pytest.fixture(scope="module")
 def trainer(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
-    """A trainer worker on the stack's training queue; its gate lets any candidate through (margin -1)."""
+    """A trainer worker on the stack's training queue (the gate's default margin: 0)."""
     log = tmp_path_factory.mktemp("trainer") / "trainer.log"
-    env = dict(stack.env, SPARKPILOT_MINIWOB_URL=stack.base_url + "/benchmarks", SPARKPILOT_GATE_MARGIN="-1",
-               SPARKPILOT_EVAL_TIMEOUT_S="300")
+    env = dict(stack.env, SPARKPILOT_MINIWOB_URL=stack.base_url + "/benchmarks", SPARKPILOT_EVAL_TIMEOUT_S="300")
     proc = subprocess.Popen([str(BIN / "celery"), "-A", "services.trainer.celery_app", "worker", "-n",
                              f"trainer-{time.time_ns()}@%h"], cwd=ROOT, env=env, stdout=open(log, "ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -145,7 +146,7 @@ def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack, solved) 
 
 def _job(api, name: str, steps: int, seeds: list[int]) -> str:  # noqa: ANN001
     body = {"name": name, "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}},
-            "eval": {"tasks": [TASK], "seeds": seeds, "max_steps": 1},
+            "eval": {"tasks": [TASK], "seeds": seeds, "max_steps": 1, "gate_margin": -1},
             "hyperparameters": {**SMALL, "steps": steps, "save_every": 2}}
     resp = api.post("/api/v1/training/jobs", json=body)
     assert resp.status_code == 201, resp.text
@@ -181,3 +182,64 @@ def test_cancel_stops_a_job_and_leaves_the_registry_unchanged(api, trainer, solv
     assert api.get("/api/v1/models").json() == before
     again = api.post(f"/api/v1/training/jobs/{job_id}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "job_finished"
+
+
+def test_uploaded_datasets_are_validated_line_by_line(api, solved) -> None:  # noqa: ANN001
+    records = api.get(f"/api/v1/runs/{solved[0]['id']}/trajectory").json()
+    good = "".join(json.dumps(r) + "\n" for r in records)
+    before = api.get("/api/v1/training/datasets").json()
+    bad = good + "\n" + good + '{"run_id": "x", "step": "not a number"}\n'
+    resp = api.post("/api/v1/training/datasets?name=broken", content=bad.encode())
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "bad_dataset"
+    assert resp.json()["error"]["message"].startswith(f"line {2 * len(records) + 2}:"), resp.text
+    for body in (b"", b"\xff\xfe", b"[1, 2]\n"):
+        assert api.post("/api/v1/training/datasets", content=body).status_code == 422
+    assert api.get("/api/v1/training/datasets").json() == before  # nothing stored
+    ok = api.post("/api/v1/training/datasets?name=one-episode", content=good.encode())
+    assert ok.status_code == 201 and ok.json()["records"] == len(records) and ok.json()["name"] == "one-episode"
+
+
+def _winning_seeds(api, stack, model: str, seeds: list[int]) -> list[int]:  # noqa: ANN001
+    ids = []
+    for seed in seeds:
+        body = {"task": f"miniwob {TASK}", "model": model, "max_steps": 1, "env": {"type": "miniwob", "task": TASK, "seed": seed},
+                "start_url": f"{stack.base_url}/benchmarks/miniwob/{TASK}.html"}
+        ids.append((seed, api.post("/api/v1/runs", json=body).json()["id"]))
+    return [seed for seed, run_id in ids if (wait_terminal(api, run_id, timeout=120)["reward"] or 0) > 0]
+
+
+@pytest.mark.timeout(600)
+def test_the_gate_refuses_an_adapter_trained_on_wrong_labels_and_rollback_restores(api, stack, trainer, solved) -> None:  # noqa: ANN001
+    current = next(m["name"] for m in api.get("/api/v1/models").json() if m["name"].startswith("learner@") and m["current"])
+    seeds = _winning_seeds(api, stack, "learner", list(range(3000, 3006)))[:2]
+    assert seeds, f"{current} solved none of the probe episodes; the refusal needs a current version that wins some"
+    # The same successful episodes, relabelled: each step now clicks another element than the one that won.
+    wrong = []
+    for run in solved:
+        for rec in api.get(f"/api/v1/runs/{run['id']}/trajectory").json():
+            bids = re.findall(r"^\[(\w+)\] ", rec["messages"][1]["content"].split("ELEMENTS:")[1], re.M)
+            others = [b for b in bids if b != rec["target"]["args"]["bid"]]
+            rec["target"], rec["raw_output"] = {"name": "click", "args": {"bid": others[0]}}, None
+            wrong.append(json.dumps(rec))
+    dataset = api.post("/api/v1/training/datasets?name=wrong-labels", content="\n".join(wrong).encode()).json()
+    body = {"name": "learner", "dataset": {"dataset_id": dataset["id"]},
+            "eval": {"tasks": [TASK], "seeds": seeds, "max_steps": 1, "gate_margin": 0},
+            "hyperparameters": {**SMALL, "steps": 16, "batch_size": 4, "learning_rate": 5e-3, "save_every": 8,
+                                "per_action_cap": 1.0, "val_fraction": 0}}
+    resp = api.post("/api/v1/training/jobs", json=body)
+    assert resp.status_code == 201, resp.text
+    job = wait_job(api, resp.json()["id"])
+    assert job["status"] == "succeeded", job
+    gate = api.get(f"/api/v1/training/jobs/{job['id']}/metrics").json()["gate"]
+    assert gate["promoted"] is False and gate["current"] == current, gate
+    assert gate["candidate_rate"] < gate["current_rate"] == 1.0, gate
+    assert job["reason"].startswith(f"not promoted, below the gate: {job['adapter']}")
+    models = {m["name"]: m for m in api.get("/api/v1/models").json()}
+    assert models[job["adapter"]]["current"] is False and models[current]["current"] is True
+    # Promoted by hand anyway, then rolled back in one call: the previous version serves again.
+    assert api.post(f"/api/v1/models/adapters/{job['adapter']}/promote").status_code == 200
+    back = api.post("/api/v1/models/adapters/learner/rollback")
+    assert back.status_code == 200 and back.json()["name"] == current
+    run = api.post("/api/v1/runs", json={"task": "t", "model": "learner", "policy": "replay",
+                                         "actions": [{"name": "finish", "answer": "ok"}]}).json()
+    assert run["model"] == current

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
 
 from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
 from services.trainer.dataset import completion_for
 from services.worker.agent.miniwob import html_dir
 from sparkpilot import registry, training
-from sparkpilot.db.models import RunStatus
-from sparkpilot.errors import InvalidInput
+from sparkpilot.db.models import RunStatus, TrainingDataset, User
+from sparkpilot.errors import InvalidInput, NotFound
 from sparkpilot.queue import enqueue_job
 from sparkpilot.redis_client import get_redis
-from sparkpilot.schemas import Page, TrainingJobCreate, TrainingJobPublic, TrainingMetrics
-from sparkpilot.trajectory import TrajectoryFilter, iter_records
+from sparkpilot.schemas import DatasetPublic, Page, TrainingJobCreate, TrainingJobPublic, TrainingMetrics
+from sparkpilot.trajectory import TrajectoryFilter, iter_records, parse_upload, read_jsonl
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"])
 
@@ -27,8 +29,13 @@ def _check_tasks(tasks: list[str] | None, what: str) -> None:
         raise InvalidInput(f"{what}: unknown MiniWoB task(s) {', '.join(unknown)}", code="unknown_task")
 
 
-def _has_examples(db: DB, body: TrainingJobCreate) -> bool:
-    """True as soon as one recorded step matching the dataset filter would make a training example."""
+def _has_examples(db: DB, body: TrainingJobCreate, user: User) -> bool:
+    """True as soon as one step of the job's data would make a training example (404 for an unknown dataset)."""
+    if body.dataset.dataset_id:
+        row = db.get(TrainingDataset, body.dataset.dataset_id)
+        if row is None or (row.user_id != user.id and not user.is_admin):
+            raise NotFound(f"dataset {body.dataset.dataset_id!r} not found", code="dataset_not_found")
+        return any(completion_for(record) is not None for record in read_jsonl(Path(row.path)))
     spec = body.dataset.runs
     flt = TrajectoryFilter(status=RunStatus.succeeded, policy=None if spec.policy == "all" else spec.policy,
                            min_reward=spec.min_reward, model=spec.model, tasks=spec.tasks, since=spec.since,
@@ -40,13 +47,13 @@ def _has_examples(db: DB, body: TrainingJobCreate) -> bool:
 def create_job(body: TrainingJobCreate, db: DB, user: AdminUser, settings: Settings) -> TrainingJobPublic:
     """Queue a training job (admin: it writes the model registry); 422 with the reason and nothing stored if unfit."""
     _check_tasks(body.eval.tasks, "eval.tasks")
-    _check_tasks(body.dataset.runs.tasks, "dataset.runs.tasks")
+    _check_tasks(body.dataset.runs.tasks if body.dataset.runs else None, "dataset.runs.tasks")
     if body.name == settings.inference_model:
         raise InvalidInput(f"{body.name!r} is the base model's name; name the adapter something else", code="bad_name")
     if body.base:
         registry.resolve(db, body.base)  # 404 for an unknown adapter
-    if not _has_examples(db, body):
-        raise InvalidInput("the dataset filter matches no usable training step (successful, rewarded runs)",
+    if not _has_examples(db, body, user):
+        raise InvalidInput("the job's data holds no usable training step (successful, rewarded, parsed)",
                            code="empty_dataset")
     get_redis().ping()  # 503 before anything is stored
     job = training.create_job(db, user, body)
@@ -58,6 +65,36 @@ def create_job(body: TrainingJobCreate, db: DB, user: AdminUser, settings: Setti
         db.commit()
         raise
     return TrainingJobPublic.model_validate(job)
+
+
+@router.post("/datasets", status_code=201, response_model=DatasetPublic)
+async def upload_dataset(request: Request, db: DB, user: CurrentUser, settings: Settings,
+                         name: Annotated[str, Query(min_length=1, max_length=100)] = "upload") -> DatasetPublic:
+    """Upload a JSONL of trajectory records (the body); 422 naming the first bad line, and nothing is stored then."""
+    try:
+        records = parse_upload(await request.body())
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="bad_dataset") from None
+    row = TrainingDataset(user_id=user.id, name=name, path="", records=len(records))
+    db.add(row)
+    db.flush()
+    path = settings.workspace_dir / "training" / "datasets" / f"{row.id}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(r.model_dump_json() + "\n" for r in records))
+    tmp.replace(path)
+    row.path = str(path)
+    db.commit()
+    return DatasetPublic.model_validate(row)
+
+
+@router.get("/datasets", response_model=list[DatasetPublic])
+def list_datasets(db: DB, user: CurrentUser) -> list[DatasetPublic]:
+    """The user's uploaded datasets (every one for an admin), newest first."""
+    query = select(TrainingDataset).order_by(TrainingDataset.created_at.desc())
+    if not user.is_admin:
+        query = query.where(TrainingDataset.user_id == user.id)
+    return [DatasetPublic.model_validate(r) for r in db.scalars(query)]
 
 
 @router.get("/jobs", response_model=Page[TrainingJobPublic])

@@ -1,4 +1,4 @@
-"""training jobs
+"""training jobs and uploaded datasets
 
 Revision ID: 0006
 Revises: 0005
@@ -47,7 +47,20 @@ def upgrade() -> None:
     op.create_index('ix_training_jobs_user_id', 'training_jobs', ['user_id'])
     op.create_index('ix_training_jobs_status', 'training_jobs', ['status'])
     op.create_index('ix_training_jobs_created_at', 'training_jobs', ['created_at'])
+    op.create_table(
+        'training_datasets',
+        sa.Column('id', sa.String(length=32), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=100), nullable=False),
+        sa.Column('path', sa.Text(), nullable=False),
+        sa.Column('records', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['user_id'], ['users.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_training_datasets_user_id', 'training_datasets', ['user_id'])
 
 
 def downgrade() -> None:
+    op.drop_table('training_datasets')
     op.drop_table('training_jobs')

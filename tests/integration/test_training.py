@@ -7,8 +7,10 @@ LoRA child in .venv-trainer). The training data are MiniWoB episodes solved by a
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tarfile
 import re
 import signal
 import subprocess
@@ -116,6 +118,12 @@ def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer, sol
     done = wait_terminal(api, run["id"], timeout=120)
     traj = api.get(f"/api/v1/runs/{run['id']}/trajectory").json()
     assert done["status"] in ("succeeded", "failed") and traj[0]["model"] == "learner@v1"
+    # The adapter round-trips: a .tar.gz of the PEFT folder the registry serves.
+    archive = api.get(f"/api/v1/training/jobs/{job['id']}/adapter")
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/gzip"
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        names = set(tar.getnames())
+    assert {"learner-v1/adapter_config.json", "learner-v1/adapter_model.safetensors"} <= names
     # The HF datasets folder and the checkpoint were written in the job's folder.
     folder = os.path.join(stack.env["SPARKPILOT_WORKSPACE_DIR"], "training", job["id"])
     assert os.path.isfile(os.path.join(folder, "data", "hf", "dataset_dict.json"))
@@ -142,6 +150,7 @@ def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack, solved) 
     assert user_api.post("/api/v1/training/jobs", json=good).status_code == 403  # it writes the registry
     assert api.get("/api/v1/training/jobs").json()["total"] == before
     assert api.get("/api/v1/training/jobs/nope").status_code == 404
+    assert api.get("/api/v1/training/jobs/nope/adapter").status_code == 404
 
 
 def _job(api, name: str, steps: int, seeds: list[int]) -> str:  # noqa: ANN001

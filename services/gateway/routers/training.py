@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
@@ -117,6 +120,23 @@ def cancel_job(job_id: str, db: DB, user: AdminUser) -> TrainingJobPublic:
     job = training.request_cancel(db, job_id, user)
     db.commit()
     return TrainingJobPublic.model_validate(job)
+
+
+@router.get("/jobs/{job_id}/adapter", response_class=StreamingResponse)
+def download_adapter(job_id: str, db: DB, user: CurrentUser) -> StreamingResponse:
+    """The adapter the job produced, as a .tar.gz of its PEFT folder; 404 until it is registered."""
+    job = training.get_job(db, job_id, user)
+    if not job.adapter:
+        raise NotFound(f"training job {job_id} has no adapter yet (phase {job.phase})", code="adapter_not_ready")
+    row = registry.resolve(db, job.adapter)
+    folder = Path(row.path)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(folder, arcname=row.served_name.replace("@", "-"))
+    buf.seek(0)
+    name = row.served_name.replace("@", "-") + ".tar.gz"
+    return StreamingResponse(buf, media_type="application/gzip",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/jobs/{job_id}/metrics", response_model=TrainingMetrics)

@@ -206,17 +206,9 @@ class AdapterAlias(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class JobStatus(str, enum.Enum):
-    """Where a training job is."""
-
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
-JOB_TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
+# A training job goes through the same lifecycle as a run: queued → running → succeeded | failed | cancelled.
+JobStatus = RunStatus
+JOB_TERMINAL = TERMINAL_STATUSES
 PHASES = ("prepare", "train", "evaluate", "publish")
 
 

@@ -187,8 +187,7 @@ def test_every_template_entry_has_a_comment_above() -> None:
     lines = TEMPLATE.read_text().splitlines()
     for name, (_commented, _value, i) in template_entries().items():
         above = lines[i - 1].strip() if i else ""
-        assert above.startswith("#") and not ASSIGNMENT.match(above.lstrip("# ")) or above.startswith("# ") and " " in above[2:], \
-            f"{name} has no comment line above"
+        assert above.startswith("#") and not ASSIGNMENT.match(above), f"{name} has no comment line above"
 
 
 def test_admin_token_line_is_the_template_value() -> None:

@@ -3,7 +3,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-KNOWN_SUITES="platform inference miniwob"
+KNOWN_SUITES="platform inference miniwob learning"
 
 usage() {
   echo "usage: scripts/benchmark.sh SUITE [options]" >&2
@@ -14,6 +14,8 @@ usage() {
   echo "            [--requests 8] [--max-tokens 64] [--token TOKEN] [--base-url URL]" >&2
   echo "  miniwob   MiniWoB++ episodes through the full stack (sparkpilot bench miniwob --through-stack)" >&2
   echo "            [--tasks a,b] [--seeds 0,1] [--policy model|replay] [--max-steps 5] [--json PATH]" >&2
+  echo "  learning  the self-improving loop (sparkpilot learn): baseline → collect → train → gate, per round" >&2
+  echo "            [--tasks a,b] [--rounds 2] [--episodes-per-task 10] [--eval-seeds 0,1,2,3,4] [--name learner]" >&2
 }
 
 if [[ $# -lt 1 ]]; then
@@ -39,6 +41,10 @@ case "${suite}" in
   miniwob)
     exec "${ROOT}/.venv/bin/sparkpilot" bench miniwob --through-stack \
       --json "${ROOT}/benchmark-results/miniwob-$(date -u +%Y%m%dT%H%M%SZ).json" "$@"
+    ;;
+  learning)
+    exec "${ROOT}/.venv/bin/sparkpilot" learn \
+      --json "${ROOT}/benchmark-results/learning-$(date -u +%Y%m%dT%H%M%SZ).json" "$@"
     ;;
   -h|--help|help)
     usage

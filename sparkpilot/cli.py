@@ -171,6 +171,81 @@ def bench_miniwob(
         console.print(f"results written to {json_out}")
 
 
+@app.command("learn")
+def learn_cmd(
+    tasks: str = typer.Option("", help="comma-separated MiniWoB tasks (default: the eight of the learning target)"),
+    rounds: int = typer.Option(2, min=1, max=20),
+    episodes_per_task: int = typer.Option(10, min=1, max=500, help="collection episodes per task and round"),
+    eval_seeds: str = typer.Option("0,1,2,3,4", help="held-out seeds every version is scored on (below 1000)"),
+    name: str = typer.Option("learner", help="the adapter the rounds train and promote"),
+    temperature: float = typer.Option(1.0, min=0.0, max=2.0, help="sampling temperature of collection runs"),
+    max_steps: int = typer.Option(6, min=1, max=50),
+    steps: int = typer.Option(60, min=1, help="LoRA steps per round"),
+    gate_margin: float | None = typer.Option(None, help="promote only if candidate ≥ current + this (default: the setting)"),
+    base_url: str = typer.Option("http://127.0.0.1:8000", help="the gateway"),
+    token: str = typer.Option("", envvar="SPARKPILOT_TOKEN", help="an admin API token (default: the admin token)"),
+    json_out: Path | None = typer.Option(None, "--json", help="write the report here"),
+) -> None:
+    """The self-improving loop through the running stack: collect → train → evaluate → gate, ROUNDS times."""
+    import httpx
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from services.trainer.learn import TARGET_TASKS, LearnClient, LearnConfig, LearnError, learn
+    from services.worker.agent.miniwob import list_tasks
+    from sparkpilot.settings import get_gateway_settings
+
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] or TARGET_TASKS
+    unknown = sorted(set(task_list) - set(list_tasks()))
+    if unknown:
+        console.print(f"[red]unknown MiniWoB tasks: {', '.join(unknown)}[/red]")
+        raise typer.Exit(2)
+    try:
+        seed_list = [int(x) for x in eval_seeds.split(",") if x.strip()]
+    except ValueError:
+        seed_list = []
+    if not seed_list or any(not 0 <= x < 1000 for x in seed_list):
+        console.print("[red]--eval-seeds must be comma-separated integers in 0..999 (collection uses 1000 and up)[/red]")
+        raise typer.Exit(2)
+    cfg = LearnConfig(tasks=task_list, rounds=rounds, episodes_per_task=episodes_per_task, eval_seeds=seed_list,
+                      name=name, temperature=temperature, max_steps=max_steps, gate_margin=gate_margin,
+                      hyperparameters={"steps": steps})
+    client = LearnClient(base_url, token or get_gateway_settings().admin_token)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("starting", total=None)
+
+        def update(description: str, done: int, total: int) -> None:
+            progress.update(bar, description=description, completed=done, total=total or None)
+
+        def round_done(row: dict) -> None:
+            progress.console.print(f"round {row['round']}: {row['gate']} ({row['minutes']['total']} min)")
+
+        try:
+            report = learn(client, cfg, update, round_done)
+        except (LearnError, httpx.HTTPError) as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+        finally:
+            client.close()
+    table = Table(title=f"learning: {name}, {rounds} round(s), {episodes_per_task} episodes/task, eval seeds {eval_seeds}")
+    table.add_column("task")
+    table.add_column(f"baseline ({report['baseline']['model']})")
+    for row in report["rounds"]:
+        table.add_column(f"round {row['round']} ({row['model']})")
+    cell = lambda r: f"{r['success_rate']:.0%} [{r['ci95'][0]:.2f}–{r['ci95'][1]:.2f}]"  # noqa: E731
+    for i, base_row in enumerate(report["baseline"]["tasks"]):
+        table.add_row(base_row["task"], cell(base_row), *(cell(r["tasks"][i]) for r in report["rounds"]))
+    table.add_row("[b]overall[/b]", cell(report["baseline"]), *(cell(r) for r in report["rounds"]))
+    table.add_row("promoted", "", *("yes" if r["promoted"] else "no" for r in report["rounds"]))
+    table.add_row("minutes", "", *(" · ".join(f"{k} {v}" for k, v in r["minutes"].items()) for r in report["rounds"]))
+    Console().print(table)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+        console.print(f"report written to {json_out}")
+
+
 def _served_model(ref: str, settings) -> str | None:  # noqa: ANN001
     """The base model (None) or the adapter version REF names, loaded into vLLM; exits 2 if unknown."""
     from sparkpilot import registry

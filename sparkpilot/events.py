@@ -1,4 +1,4 @@
-"""Run events: stored in the database first, then published on Redis."""
+"""Run and training-job events: stored in the database first, then published on Redis."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sparkpilot.db.models import Event, Run, utcnow
+from sparkpilot.db.models import Event, JobEvent, Run, TrainingJob, utcnow
 from sparkpilot.metrics import EVENT_PUBLISH_SECONDS
-from sparkpilot.schemas import EventPublic, EventType
+from sparkpilot.redis_client import get_redis
+from sparkpilot.schemas import EventPublic, EventType, JobEventPublic, JobEventType
 from sparkpilot.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -64,3 +66,58 @@ def publish(client: redis.Redis, events: Iterable[EventPublic]) -> None:
 def parse(raw: bytes | str) -> EventPublic:
     """Wire JSON → event."""
     return EventPublic.model_validate(json.loads(raw))
+
+
+# ---------------------------------------------------------------- training jobs
+
+
+def job_channel(job_id: str) -> str:
+    """The Redis pub/sub channel of a training job's events."""
+    return get_settings().key("job", job_id, "events")
+
+
+def add_job_event(session: Session, job_id: str, type_: JobEventType, payload: dict[str, Any] | None = None) -> JobEventPublic:
+    """Append a job event in the caller's transaction; it is published when that transaction commits."""
+    seq = session.execute(
+        update(TrainingJob).where(TrainingJob.id == job_id).values(last_event_id=TrainingJob.last_event_id + 1)
+        .returning(TrainingJob.last_event_id)
+    ).scalar_one()
+    row = JobEvent(job_id=job_id, seq=seq, type=type_, payload=payload or {}, created_at=utcnow())
+    session.add(row)
+    session.flush()
+    ev = job_to_public(row)
+    # The training functions are called from many places; publishing follows the commit itself.
+    session.info.setdefault("job_events", []).append(ev)
+    return ev
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _publish_pending(session: Session) -> None:
+    for ev in session.info.pop("job_events", []):
+        try:
+            get_redis().publish(job_channel(ev.job_id), ev.model_dump_json())
+        except redis.RedisError as exc:
+            log.warning("could not publish job event %s/%s: %s", ev.job_id, ev.id, exc)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, previous_transaction: Any) -> None:
+    session.info.pop("job_events", None)
+
+
+def job_to_public(row: JobEvent) -> JobEventPublic:
+    """Table row → wire event."""
+    return JobEventPublic(id=row.seq, job_id=row.job_id, type=row.type, ts=row.created_at, payload=row.payload)
+
+
+def list_job_events(session: Session, job_id: str, after: int = 0, limit: int = 1000) -> list[JobEventPublic]:
+    """Stored events of a job with id > after, in order."""
+    rows = session.scalars(
+        select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.seq > after).order_by(JobEvent.seq).limit(limit)
+    )
+    return [job_to_public(r) for r in rows]
+
+
+def parse_job(raw: bytes | str) -> JobEventPublic:
+    """Wire JSON → job event."""
+    return JobEventPublic.model_validate(json.loads(raw))

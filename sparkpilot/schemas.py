@@ -47,6 +47,9 @@ class RunCreate(BaseModel):
     env: MiniwobEnv | None = None
     # The base model's name, an adapter NAME (its promoted version) or NAME@vN; None = the default adapter or base.
     model: str | None = Field(default=None, max_length=200)
+    # Sampling temperature of the model's answers: 0 = greedy (the default and what evaluations use);
+    # above 0 the agent explores, as collection runs for the learning loop do.
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
 
     @field_validator("start_url", "model")
     @classmethod
@@ -59,6 +62,8 @@ class RunCreate(BaseModel):
             raise ValueError("policy 'replay' needs a non-empty actions list")
         if self.policy == "model" and self.actions:
             raise ValueError("actions are only for policy 'replay'")
+        if self.policy == "replay" and self.temperature:
+            raise ValueError("temperature is only for policy 'model'")
         if self.env is not None and not self.start_url:
             raise ValueError("a miniwob env needs the task page as start_url")
         return self
@@ -100,6 +105,26 @@ class StepPublic(BaseModel):
     error: str | None
     has_screenshot: bool
     created_at: datetime
+
+
+JobEventType = Literal["job.queued", "job.started", "job.phase", "job.progress", "job.phase_done", "job.succeeded",
+                       "job.failed", "job.cancelled"]
+JOB_TERMINAL_EVENT_TYPES = frozenset({"job.succeeded", "job.failed", "job.cancelled"})
+
+
+class JobEventPublic(BaseModel):
+    """A training job's event, streamed like a run's (same SSE/WebSocket framing, resumable by id)."""
+
+    id: int
+    job_id: str
+    type: JobEventType
+    ts: datetime
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        """True for the job's last event."""
+        return self.type in JOB_TERMINAL_EVENT_TYPES
 
 
 class EventPublic(BaseModel):
@@ -292,6 +317,9 @@ class EvalSpec(BaseModel):
     max_steps: int = Field(default=6, ge=1, le=50)
     # The gate's margin for this job (None: SPARKPILOT_GATE_MARGIN): promote only if candidate ≥ current + margin.
     gate_margin: float | None = Field(default=None, ge=-1, le=1)
+    # Reuse evaluation episodes finished since then (same model, task, seed and max_steps, greedy) instead
+    # of replaying them: `sparkpilot learn` sets it so a round does not re-score the version the last one measured.
+    reuse_since: datetime | None = None
 
     @field_validator("tasks")
     @classmethod

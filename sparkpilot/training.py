@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from sparkpilot.db.models import JOB_TERMINAL, JobStatus, TrainingJob, User, utcnow
 from sparkpilot.errors import Conflict, NotFound
+from sparkpilot.events import add_job_event
 from sparkpilot.schemas import TrainingJobCreate
 
 CANCELLED = "cancelled by user"
@@ -21,10 +22,11 @@ CANCELLED = "cancelled by user"
 def create_job(session: Session, user: User, body: TrainingJobCreate) -> TrainingJob:
     """Insert a queued job (the caller commits, then enqueues)."""
     job = TrainingJob(user_id=user.id, name=body.name, method=body.method, dataset=body.dataset.model_dump(mode="json"),
-                      base=body.base, hyperparameters=body.hyperparameters.model_dump(), eval=body.eval.model_dump(),
+                      base=body.base, hyperparameters=body.hyperparameters.model_dump(), eval=body.eval.model_dump(mode="json"),
                       promote=body.promote, done_phases=[], progress={}, metrics={})
     session.add(job)
     session.flush()
+    add_job_event(session, job.id, "job.queued", {"name": job.name, "method": job.method})
     return job
 
 
@@ -54,8 +56,11 @@ def _transition(session: Session, job_id: str, allowed: set[JobStatus], *where: 
 def finish_job(session: Session, job_id: str, status: JobStatus, reason: str) -> bool:
     """Move a live job to a terminal status; False if it had already ended."""
     assert status in JOB_TERMINAL
-    return _transition(session, job_id, {JobStatus.queued, JobStatus.running}, status=status, reason=reason,
-                       finished_at=utcnow())
+    if not _transition(session, job_id, {JobStatus.queued, JobStatus.running}, status=status, reason=reason,
+                       finished_at=utcnow()):
+        return False
+    add_job_event(session, job_id, f"job.{status.value}", {"reason": reason})  # type: ignore[arg-type]
+    return True
 
 
 def request_cancel(session: Session, job_id: str, user: User) -> TrainingJob:
@@ -63,8 +68,7 @@ def request_cancel(session: Session, job_id: str, user: User) -> TrainingJob:
     job = get_job(session, job_id, user)
     if job.status in JOB_TERMINAL:
         raise Conflict(f"training job {job_id} already {job.status.value}", code="job_finished")
-    if not _transition(session, job_id, {JobStatus.queued}, status=JobStatus.cancelled, reason=CANCELLED,
-                       finished_at=utcnow()):
+    if not finish_job(session, job_id, JobStatus.cancelled, CANCELLED):
         _transition(session, job_id, {JobStatus.running}, cancel_requested=True)
     session.refresh(job)
     return job
@@ -84,7 +88,17 @@ def claim_job(session: Session, job_id: str, worker: str, max_attempts: int) -> 
                        attempts=TrainingJob.attempts + 1):
         return None
     session.refresh(job)
+    add_job_event(session, job_id, "job.started", {"worker": worker, "attempt": job.attempts,
+                                                   "resumed_after": list(job.done_phases)})
     return job
+
+
+def start_phase(session: Session, job_id: str, phase: str) -> None:
+    """Mark `phase` as the one running."""
+    job = session.get(TrainingJob, job_id)
+    assert job is not None
+    job.phase = phase
+    add_job_event(session, job_id, "job.phase", {"phase": phase})
 
 
 def set_progress(session: Session, job_id: str, **progress: Any) -> bool:
@@ -92,9 +106,13 @@ def set_progress(session: Session, job_id: str, **progress: Any) -> bool:
     job = session.get(TrainingJob, job_id)
     if job is None:
         return True
-    job.progress = {**(job.progress or {}), **progress}
+    old = job.progress or {}
+    changed = {k: v for k, v in progress.items() if old.get(k) != v and k != "loss_curve"}
+    job.progress = {**old, **progress}
     job.heartbeat_at = utcnow()
     session.flush()
+    if changed:  # polling loops report the same figures every second; the stream gets only news
+        add_job_event(session, job_id, "job.progress", {k: v for k, v in job.progress.items() if k != "loss_curve"})
     return job.cancel_requested
 
 
@@ -106,3 +124,4 @@ def phase_done(session: Session, job_id: str, phase: str, metrics: dict[str, Any
         job.done_phases = [*job.done_phases, phase]
     job.metrics = {**(job.metrics or {}), phase: metrics}
     session.flush()
+    add_job_event(session, job_id, "job.phase_done", {"phase": phase, "minutes": metrics.get("minutes")})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import socket
@@ -15,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 # A scripted policy that finishes at once: for tests about the platform, not the model.
@@ -177,3 +180,15 @@ def wait_terminal(client: httpx.Client, run_id: str, timeout: float = 60) -> dic
         run = client.get(f"/api/v1/runs/{run_id}").json()
         return run if run["status"] in ("succeeded", "failed", "cancelled") else None
     return wait_for(done, timeout, f"run {run_id} to end")
+
+
+async def ws_collect(url: str) -> tuple[list[dict], int]:
+    """Every message of a WebSocket until it closes, and its close code."""
+    got = []
+    async with websockets.connect(url) as ws:
+        try:
+            while True:
+                got.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+        except websockets.ConnectionClosed as closed:
+            return got, closed.rcvd.code if closed.rcvd else -1
+    return got, -1

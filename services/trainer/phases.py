@@ -85,9 +85,12 @@ def job_records(session, dataset: dict[str, Any]) -> list[TrajectoryStep]:  # no
 
 
 def _dt(value: str | None):  # noqa: ANN202
-    from datetime import datetime
+    from datetime import datetime, timezone
 
-    return datetime.fromisoformat(value) if value else None
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 # ---------------------------------------------------------------- train
@@ -185,8 +188,12 @@ def run_episodes(job: TrainingJob, settings: TrainerSettings, model: str, progre
     ids: list[tuple[str, str]] = []
     with session_scope() as s:
         user = s.get(User, job.user_id)
+        reused = reusable_episodes(s, model, spec)
         for task in spec["tasks"]:
             for seed in spec["seeds"]:
+                if (task, seed) in reused:
+                    ids.append((task, reused[(task, seed)]))
+                    continue
                 body = RunCreate(task=f"eval {job.name} ({label}): {task} seed {seed}", max_steps=spec["max_steps"],
                                  start_url=f"{settings.miniwob_url.rstrip('/')}/miniwob/{task}.html",
                                  env=MiniwobEnv(task=task, seed=seed))
@@ -194,7 +201,8 @@ def run_episodes(job: TrainingJob, settings: TrainerSettings, model: str, progre
                 run.policy = {"type": "model", "purpose": "eval", "job": job.id}
                 ids.append((task, run.id))
     for _task, run_id in ids:
-        enqueue_run(run_id)
+        if run_id not in reused.values():
+            enqueue_run(run_id)
     deadline = time.monotonic() + settings.eval_timeout_s
     while True:
         with session_scope() as s:
@@ -206,7 +214,8 @@ def run_episodes(job: TrainingJob, settings: TrainerSettings, model: str, progre
                 if r.status.terminal:
                     table[task][0] += int((r.reward or 0) > 0)
                     table[task][1] += 1
-        if progress(phase="evaluate", model=model, episodes_done=len(finished), episodes=len(ids)):
+        if progress(phase="evaluate", model=model, episodes_done=len(finished), episodes=len(ids),
+                    episodes_reused=len(reused)):
             with session_scope() as s:
                 owner = s.get(User, job.user_id)
                 for run_id in [i for _t, i in ids if not rows[i].status.terminal]:
@@ -218,6 +227,23 @@ def run_episodes(job: TrainingJob, settings: TrainerSettings, model: str, progre
             raise PhaseFailed(f"evaluation of {model} did not finish in {settings.eval_timeout_s:.0f} s "
                               f"({len(finished)} of {len(ids)} episodes)")
         time.sleep(1)
+
+
+def reusable_episodes(session, model: str, spec: dict[str, Any]) -> dict[tuple[str, int], str]:  # noqa: ANN001
+    """Finished greedy evaluation runs of `model` since `spec['reuse_since']`: {(task, seed): run id}, latest first."""
+    if not spec.get("reuse_since"):
+        return {}
+    since = _dt(spec["reuse_since"])
+    rows = (session.query(Run).filter(Run.model == model, Run.created_at >= since, Run.max_steps == spec["max_steps"],
+                                      Run.status.in_([RunStatus.succeeded, RunStatus.failed]))
+            .order_by(Run.created_at.desc()))
+    wanted = {(t, s) for t in spec["tasks"] for s in spec["seeds"]}
+    found: dict[tuple[str, int], str] = {}
+    for r in rows:
+        key = ((r.env or {}).get("task"), (r.env or {}).get("seed"))
+        if (r.policy or {}).get("purpose") == "eval" and key in wanted and key not in found:
+            found[key] = r.id
+    return found
 
 
 def _rate(table: dict[str, list[int]]) -> float:

@@ -87,7 +87,7 @@ def _run_phases(job_id: str, settings: TrainerSettings) -> str:
             if job.cancel_requested:
                 raise JobCancelled()
             with session_scope() as s:
-                s.get(TrainingJob, job_id).phase = phase
+                training.start_phase(s, job_id, phase)
             log.info("job %s: %s", job_id, phase)
             t0 = time.perf_counter()
             metrics = PHASE_FUNCTIONS[phase](job, settings, progress)

@@ -166,4 +166,5 @@ def make_policy(run: Run, settings: WorkerSettings) -> Policy:
     if model != settings.inference_model:
         registry.ensure_loaded(model, settings)
     return ModelPolicy(settings.inference_url, model, settings.inference_timeout_s, settings.inference_retries,
-                       max_tokens=settings.agent_max_tokens, tokenizer_model=settings.inference_model)
+                       max_tokens=settings.agent_max_tokens, tokenizer_model=settings.inference_model,
+                       temperature=float(run.policy.get("temperature") or 0.0))

@@ -7,9 +7,8 @@ import json
 
 import httpx
 import pytest
-import websockets
 
-from tests.helpers import FINISH, wait_terminal
+from tests.helpers import FINISH, wait_terminal, ws_collect
 
 TYPES = ["run.queued", "run.started", "step.started", "step.completed", "run.succeeded"]
 
@@ -55,36 +54,25 @@ def test_sse_resumes_after_last_event_id(api, finished_run) -> None:
     assert resp.status_code == 422
 
 
-async def _ws_collect(url: str) -> tuple[list[dict], int]:
-    got = []
-    async with websockets.connect(url) as ws:
-        try:
-            while True:
-                got.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
-        except websockets.ConnectionClosed as closed:
-            return got, closed.rcvd.code if closed.rcvd else -1
-    return got, -1
-
-
 def _ws_url(stack, run_id: str, **params) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return stack.base_url.replace("http", "ws") + f"/api/v1/runs/{run_id}/ws?{query}"
 
 
 def test_ws_resumes_with_after_and_closes_normally(stack, api, finished_run) -> None:
-    got, code = asyncio.run(_ws_collect(_ws_url(stack, finished_run, after=3, token=stack.token)))
+    got, code = asyncio.run(ws_collect(_ws_url(stack, finished_run, after=3, token=stack.token)))
     assert [e["id"] for e in got] == [4, 5] and got[-1]["type"] == "run.succeeded"
     assert code == 1000
 
 
 def test_ws_live_run_from_start(stack, api, pages) -> None:
     run = api.post("/api/v1/runs", json={"task": "ws", "start_url": pages.url + "/slow?ms=1000", **FINISH}).json()
-    got, code = asyncio.run(_ws_collect(_ws_url(stack, run["id"], token=stack.token)))
+    got, code = asyncio.run(ws_collect(_ws_url(stack, run["id"], token=stack.token)))
     assert [e["type"] for e in got] == TYPES and code == 1000
 
 
 def test_ws_refuses_bad_token_unknown_run_and_bad_after(stack, finished_run) -> None:
-    assert asyncio.run(_ws_collect(_ws_url(stack, finished_run, token="wrong")))[1] == 4401
-    assert asyncio.run(_ws_collect(_ws_url(stack, finished_run)))[1] == 4401
-    assert asyncio.run(_ws_collect(_ws_url(stack, "nope", token=stack.token)))[1] == 4404
-    assert asyncio.run(_ws_collect(_ws_url(stack, finished_run, token=stack.token, after=-1)))[1] == 4422
+    assert asyncio.run(ws_collect(_ws_url(stack, finished_run, token="wrong")))[1] == 4401
+    assert asyncio.run(ws_collect(_ws_url(stack, finished_run)))[1] == 4401
+    assert asyncio.run(ws_collect(_ws_url(stack, "nope", token=stack.token)))[1] == 4404
+    assert asyncio.run(ws_collect(_ws_url(stack, finished_run, token=stack.token, after=-1)))[1] == 4422

@@ -7,6 +7,7 @@ LoRA child in .venv-trainer). The training data are MiniWoB episodes solved by a
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -23,7 +24,7 @@ from playwright.sync_api import sync_playwright
 
 from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer
 from services.worker.browser import CHROMIUM_ARGS
-from tests.helpers import BIN, ROOT, Stack, wait_for, wait_terminal
+from tests.helpers import BIN, ROOT, Stack, wait_for, wait_terminal, ws_collect
 
 TASK = "click-button"
 TRAIN_SEEDS = [0, 1, 2, 3, 4, 5]
@@ -124,10 +125,48 @@ def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer, sol
     with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
         names = set(tar.getnames())
     assert {"learner-v1/adapter_config.json", "learner-v1/adapter_model.safetensors"} <= names
+    # The job's life is on its event stream, replayed from the database once it has ended.
+    events = job_events(api, job["id"])
+    types = [e["type"] for e in events]
+    assert types[:2] == ["job.queued", "job.started"] and types[-1] == "job.succeeded", types
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["payload"]["phase"] for e in events if e["type"] == "job.phase"] == ["prepare", "train", "evaluate", "publish"]
+    steps = [e["payload"] for e in events if e["type"] == "job.progress" and e["payload"].get("phase") == "train"]
+    assert {p["step"] for p in steps} >= {1, 2, 3, 4} and all("loss" in p and "eta_s" in p for p in steps if p["step"])
+    assert events[-1]["payload"]["reason"] == job["reason"]
     # The HF datasets folder and the checkpoint were written in the job's folder.
     folder = os.path.join(stack.env["SPARKPILOT_WORKSPACE_DIR"], "training", job["id"])
     assert os.path.isfile(os.path.join(folder, "data", "hf", "dataset_dict.json"))
     assert os.path.isfile(os.path.join(folder, "train", "checkpoint", "state.json"))
+
+
+def job_events(api: httpx.Client, job_id: str, after: int = 0) -> list[dict]:
+    """A job's events over SSE (the stream ends after the terminal one)."""
+    out = []
+    with api.stream("GET", f"/api/v1/training/jobs/{job_id}/events", params={"after": after}, timeout=30) as resp:
+        assert resp.status_code == 200, resp.read()
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                out.append(json.loads(line[5:]))
+    return out
+
+
+def test_job_events_stream_live_and_resume(api, stack, trainer, solved) -> None:  # noqa: ANN001
+    job_id = _job(api, "streamed", steps=3, seeds=[1004])
+    with api.stream("GET", f"/api/v1/training/jobs/{job_id}/events", timeout=300) as resp:
+        live = [json.loads(line[5:]) for line in resp.iter_lines() if line.startswith("data:")]
+    assert live[-1]["type"] == "job.succeeded" and api.get(f"/api/v1/training/jobs/{job_id}").json()["status"] == "succeeded"
+    # A client that reconnects with Last-Event-ID gets exactly the rest, once.
+    rest = []
+    with api.stream("GET", f"/api/v1/training/jobs/{job_id}/events", headers={"Last-Event-ID": "3"}) as resp:
+        rest = [json.loads(line[5:]) for line in resp.iter_lines() if line.startswith("data:")]
+    assert rest == live[3:]
+    assert api.get("/api/v1/training/jobs/nope/events").status_code == 404
+    # The same events over WebSocket, closed 1000 after the terminal one; a bad token or job is a 4xxx close.
+    ws = stack.base_url.replace("http", "ws") + f"/api/v1/training/jobs/{job_id}/ws"
+    assert asyncio.run(ws_collect(f"{ws}?token={stack.token}&after=3")) == (live[3:], 1000)
+    assert asyncio.run(ws_collect(f"{ws}?token=wrong"))[1] == 4401
+    assert asyncio.run(ws_collect(ws.replace(job_id, "nope") + f"?token={stack.token}"))[1] == 4404
 
 
 def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack, solved) -> None:  # noqa: ANN001

@@ -158,3 +158,20 @@ def test_log_level_setting_reaches_the_services(fara_stack) -> None:  # noqa: AN
     for name in ("gateway", "worker"):
         text = (stack.logdir / f"{name}.log").read_text(errors="replace")
         assert " DEBUG " in text, f"{name} did not log at DEBUG"
+
+
+def test_a_run_samples_at_its_own_temperature(fara_stack, pages) -> None:  # noqa: ANN001
+    stack, model, _ = fara_stack
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:
+        before = len(model.requests)
+        for temperature in (0.7, 0.0):
+            resp = api.post("/api/v1/runs", json={"task": "look", "start_url": pages.url + "/vision.html",
+                                                  "max_steps": 1, "temperature": temperature})
+            assert resp.status_code == 201, resp.text
+            assert resp.json()["policy"].get("temperature", 0.0) == temperature
+            wait_terminal(api, resp.json()["id"], timeout=60)
+        assert [b["temperature"] for b in model.requests[before:]] == [0.7, 0.0]
+        for bad in ({"temperature": 2.5}, {"temperature": -1}, {"policy": "replay", "temperature": 0.5,
+                                                                 "actions": [{"name": "finish", "answer": ""}]}):
+            resp = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/vision.html", **bad})
+            assert resp.status_code == 422, resp.text

@@ -1,11 +1,12 @@
-"""Live run events over Server-Sent Events and WebSocket, resumable from the last event id."""
+"""Live run and training-job events over Server-Sent Events and WebSocket, resumable from the last event id."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import redis
 from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
@@ -13,30 +14,51 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway.deps import DB, CurrentUser, Settings, Unauthorized, authenticate, bearer_token
-from sparkpilot import runs
-from sparkpilot.db.models import TERMINAL_STATUSES, Run
+from sparkpilot import runs, training
+from sparkpilot.db.models import JOB_TERMINAL, TERMINAL_STATUSES, Run, TrainingJob
 from sparkpilot.db.session import session_scope
 from sparkpilot.errors import NotFound
-from sparkpilot.events import channel, list_events, parse
+from sparkpilot.events import channel, job_channel, list_events, list_job_events, parse, parse_job
 from sparkpilot.redis_client import get_async_redis
-from sparkpilot.schemas import EventPublic
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/runs", tags=["events"])
+router = APIRouter(prefix="/api/v1", tags=["events"])
 
 # Between pub/sub messages the stream re-reads the database this often, which
 # also covers a Redis outage: events are stored before they are published.
 DB_POLL_S = 1.0
 
 
-def _load(run_id: str, after: int) -> tuple[list[EventPublic], bool]:
-    with session_scope() as s:
-        events = list_events(s, run_id, after)
-        run = s.get(Run, run_id)
-        return events, run is None or run.status in TERMINAL_STATUSES
+@dataclass(frozen=True)
+class Stream:
+    """One run's or one job's events: where they are published, how to read the stored ones, how to parse."""
+
+    channel: str
+    load: Callable[[int], tuple[list[Any], bool]]  # events with id > after, and whether the source has ended
+    parse: Callable[[bytes | str], Any]
 
 
-async def follow_events(run_id: str, after: int) -> AsyncIterator[EventPublic]:
+def run_stream(run_id: str) -> Stream:
+    """A run's event stream."""
+    def load(after: int) -> tuple[list[Any], bool]:
+        with session_scope() as s:
+            run = s.get(Run, run_id)
+            return list_events(s, run_id, after), run is None or run.status in TERMINAL_STATUSES
+
+    return Stream(channel(run_id), load, parse)
+
+
+def job_stream(job_id: str) -> Stream:
+    """A training job's event stream."""
+    def load(after: int) -> tuple[list[Any], bool]:
+        with session_scope() as s:
+            job = s.get(TrainingJob, job_id)
+            return list_job_events(s, job_id, after), job is None or job.status in JOB_TERMINAL
+
+    return Stream(job_channel(job_id), load, parse_job)
+
+
+async def follow_events(stream: Stream, after: int) -> AsyncIterator[Any]:
     """Every event with id > after, once and in order, until the terminal one."""
     last = after
     client = get_async_redis()
@@ -47,11 +69,11 @@ async def follow_events(run_id: str, after: int) -> AsyncIterator[EventPublic]:
             if pubsub is None:
                 try:
                     pubsub = client.pubsub()
-                    await pubsub.subscribe(channel(run_id))
+                    await pubsub.subscribe(stream.channel)
                 except (redis.RedisError, OSError):
                     pubsub = None
             # Read the backlog after subscribing, so nothing published in between is missed.
-            events, finished = await run_in_threadpool(_load, run_id, last)
+            events, finished = await run_in_threadpool(stream.load, last)
             for ev in events:
                 yield ev
                 last = ev.id
@@ -71,7 +93,7 @@ async def follow_events(run_id: str, after: int) -> AsyncIterator[EventPublic]:
                     break
                 if msg is None:
                     continue
-                ev = parse(msg["data"])
+                ev = stream.parse(msg["data"])
                 if ev.id <= last:
                     continue
                 if ev.id != last + 1:
@@ -89,7 +111,15 @@ async def follow_events(run_id: str, after: int) -> AsyncIterator[EventPublic]:
         await client.aclose()
 
 
-@router.get("/{run_id}/events")
+async def _sse(stream: Stream, start: int, ping_s: float) -> EventSourceResponse:
+    async def gen() -> AsyncIterator[dict]:
+        async for ev in follow_events(stream, start):
+            yield {"id": str(ev.id), "event": ev.type, "data": ev.model_dump_json()}
+
+    return EventSourceResponse(gen(), ping=int(ping_s))
+
+
+@router.get("/runs/{run_id}/events")
 async def sse_events(
     run_id: str,
     db: DB,
@@ -101,24 +131,29 @@ async def sse_events(
     """Server-Sent Events; resume with the Last-Event-ID header (or ?after=N)."""
     runs.get_run(db, run_id, user)
     db.close()
-    start = last_event_id if last_event_id is not None else after
-
-    async def gen() -> AsyncIterator[dict]:
-        async for ev in follow_events(run_id, start):
-            yield {"id": str(ev.id), "event": ev.type, "data": ev.model_dump_json()}
-
-    return EventSourceResponse(gen(), ping=int(settings.sse_ping_s))
+    return await _sse(run_stream(run_id), last_event_id if last_event_id is not None else after, settings.sse_ping_s)
 
 
-def _ws_authorize(websocket: WebSocket, run_id: str) -> None:
-    token = websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
-    with session_scope() as s:
-        runs.get_run(s, run_id, authenticate(s, token))
+@router.get("/training/jobs/{job_id}/events")
+async def sse_job_events(
+    job_id: str,
+    db: DB,
+    user: CurrentUser,
+    settings: Settings,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+) -> EventSourceResponse:
+    """A training job's events (queued, phase, progress with step/loss/eta, finished) as Server-Sent Events."""
+    training.get_job(db, job_id, user)
+    db.close()
+    return await _sse(job_stream(job_id), last_event_id if last_event_id is not None else after, settings.sse_ping_s)
 
 
-@router.websocket("/{run_id}/ws")
-async def ws_events(websocket: WebSocket, run_id: str) -> None:
-    """WebSocket stream (?after=N, ?token=… for browsers); closes 4401/4404/4422, or 1000 after the terminal event."""
+def _ws_token(websocket: WebSocket) -> str | None:
+    return websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
+
+
+async def _ws(websocket: WebSocket, authorize: Callable[[str | None], None], stream: Stream, done: str) -> None:
     await websocket.accept()
     try:
         after = int(websocket.query_params.get("after", "0"))
@@ -128,7 +163,7 @@ async def ws_events(websocket: WebSocket, run_id: str) -> None:
         await websocket.close(code=4422, reason="after must be a non-negative integer")
         return
     try:
-        await run_in_threadpool(_ws_authorize, websocket, run_id)
+        await run_in_threadpool(authorize, _ws_token(websocket))
     except Unauthorized as exc:
         await websocket.close(code=4401, reason=exc.message)
         return
@@ -136,8 +171,28 @@ async def ws_events(websocket: WebSocket, run_id: str) -> None:
         await websocket.close(code=4404, reason=exc.message)
         return
     try:
-        async for ev in follow_events(run_id, after):
+        async for ev in follow_events(stream, after):
             await websocket.send_text(ev.model_dump_json())
-        await websocket.close(code=1000, reason="run finished")
+        await websocket.close(code=1000, reason=done)
     except WebSocketDisconnect:
         return
+
+
+@router.websocket("/runs/{run_id}/ws")
+async def ws_events(websocket: WebSocket, run_id: str) -> None:
+    """WebSocket stream (?after=N, ?token=… for browsers); closes 4401/4404/4422, or 1000 after the terminal event."""
+    def authorize(token: str | None) -> None:
+        with session_scope() as s:
+            runs.get_run(s, run_id, authenticate(s, token))
+
+    await _ws(websocket, authorize, run_stream(run_id), "run finished")
+
+
+@router.websocket("/training/jobs/{job_id}/ws")
+async def ws_job_events(websocket: WebSocket, job_id: str) -> None:
+    """A training job's events over WebSocket; same parameters and close codes as a run's."""
+    def authorize(token: str | None) -> None:
+        with session_scope() as s:
+            training.get_job(s, job_id, authenticate(s, token))
+
+    await _ws(websocket, authorize, job_stream(job_id), "job finished")

@@ -54,13 +54,14 @@ class ModelPolicy:
     name = "model"
 
     def __init__(self, base_url: str, model: str, timeout_s: float, retries: int, max_tokens: int = 48,
-                 structured: bool = True, tokenizer_model: str | None = None) -> None:
+                 structured: bool = True, tokenizer_model: str | None = None, temperature: float = 0.0) -> None:
         # Playwright's sync API owns this thread's event loop, so the async client gets its own thread.
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="policy-loop")
         self._thread.start()
         self._client = PolicyClient(base_url, model, timeout_s, retries)
         self.model, self.max_tokens, self.structured = model, max_tokens, structured
+        self.temperature = temperature
         self.tokenizer_model = tokenizer_model or model  # adapters share the base model's tokenizer
         self._limit: int | None = None
 
@@ -94,7 +95,8 @@ class ModelPolicy:
         """Ask the model, constrained to the step's action space (None: a dialect with its own format)."""
         schema = space.schema() if self.structured and space is not None else None
         out = self._run(
-            self._client.complete(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
+            self._client.complete(messages, max_tokens=self.max_tokens, temperature=self.temperature,
+                                 json_schema=schema)
         )
         m = out.metrics
         return Decision(out.text, {"model": m.model, "latency_ms": m.latency_ms, "ttft_ms": m.ttft_ms,

@@ -16,7 +16,7 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, utcnow
+from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, BaseModelRow, utcnow
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.policy import InferenceError, InferenceUnavailable
 from sparkpilot.redis_client import get_redis
@@ -128,6 +128,20 @@ def register(session: Session, name: str, path: Path | str, base_model: str, max
     session.add(row)
     if promote:
         _point_alias(session, name, row.version)
+    session.flush()
+    return row
+
+
+def register_base(session: Session, name: str, path: Path, source: str) -> BaseModelRow:
+    """Record a servable model folder (config + weights) as a base; re-registering a name points it at `path`."""
+    if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
+        raise InvalidInput(f"{path} is not a model folder (config.json and *.safetensors)", code="model_invalid")
+    row = session.scalar(select(BaseModelRow).where(BaseModelRow.name == name))
+    if row is None:
+        row = BaseModelRow(name=name, path=str(path), source=source)
+        session.add(row)
+    else:
+        row.path, row.source = str(path), source
     session.flush()
     return row
 

@@ -195,6 +195,7 @@ class ModelPublic(BaseModel):
     created_at: datetime | None = None
     last_used_at: datetime | None = None
     error: str | None = None
+    path: str | None = None  # a registered, not served base: its folder (serve it with SPARKPILOT_MODEL_DIR)
     # The model's profile (config/models.json; adapters share their base's): what it reads and how it answers.
     input: Literal["text", "text+image"] | None = None
     actions: Literal["bids", "coordinates"] | None = None
@@ -303,8 +304,12 @@ class Hyperparameters(BaseModel):
     max_length: int = Field(default=1024, ge=32, le=32_768)
     save_every: int = Field(default=10, ge=1)  # steps between checkpoints inside `train`
     val_fraction: float = Field(default=0.1, ge=0, lt=1)
-    per_action_cap: float = Field(default=0.5, gt=0, le=1)  # most of the data one action (or position) may be
+    # Rarer actions and element positions are repeated up to this many times in the train split (1: no balancing).
+    balance_repeat: int = Field(default=3, ge=1, le=20)
     seed: int = 0
+    # sdft only: the teacher's EMA rate toward the student, and the length of the student's sampled answers.
+    ema_alpha: float = Field(default=0.05, gt=0, le=1)
+    rollout_tokens: int = Field(default=48, ge=1, le=1024)
 
 
 class EvalSpec(BaseModel):
@@ -340,11 +345,6 @@ class TrainingJobCreate(BaseModel):
     eval: EvalSpec
     promote: Literal["auto", "manual"] = "auto"
 
-    @model_validator(mode="after")
-    def _held_out(self) -> "TrainingJobCreate":
-        if self.method == "sdft":
-            raise ValueError("method 'sdft' is not available yet; use 'sft'")
-        return self
 
 
 class TrainingJobPublic(BaseModel):
@@ -380,6 +380,7 @@ class TrainingMetrics(BaseModel):
     job_id: str
     loss: list[list[float]] = []  # [step, loss]
     val_loss: float | None = None
+    train: dict[str, Any] = {}  # method, steps, seconds; sdft: kl_step0 and kl_step0_weak (the KL before any update)
     prepare: dict[str, Any] = {}
     eval: dict[str, Any] = {}
     gate: dict[str, Any] = {}

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,3 +199,22 @@ def user_api(stack) -> Iterator[httpx.Client]:
     token = out.stdout.strip().splitlines()[-1]
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def trainer(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
+    """A trainer worker on the stack's training queue (the gate's default margin: 0)."""
+    log = tmp_path_factory.mktemp("trainer") / "trainer.log"
+    env = dict(stack.env, SPARKPILOT_MINIWOB_URL=stack.base_url + "/benchmarks", SPARKPILOT_EVAL_TIMEOUT_S="300")
+    proc = subprocess.Popen([str(BIN / "celery"), "-A", "services.trainer.celery_app", "worker", "-n",
+                             f"trainer-{time.time_ns()}@%h"], cwd=ROOT, env=env, stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: " ready." in log.read_text(errors="replace"), 60, "trainer worker ready")
+        wait_for(lambda: stack.health()["checks"]["trainer"] == "ok", 30, "trainer heartbeat on /health")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+        print(f"\n--- trainer.log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")

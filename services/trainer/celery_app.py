@@ -12,10 +12,11 @@ import importlib.util
 from celery import Celery
 from celery.signals import setup_logging
 
+from sparkpilot.heartbeat import announce
 from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_trainer_settings
 
-TRAINING_PACKAGES = ("torch", "transformers", "peft")
+TRAINING_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "unsloth")
 
 settings = get_trainer_settings()
 
@@ -42,6 +43,7 @@ app.conf.update(
     worker_concurrency=1,
     broker_transport_options={"visibility_timeout": 3600},
 )
+announce("trainer")
 
 
 def package_version(name: str) -> str | None:

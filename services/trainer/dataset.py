@@ -1,4 +1,4 @@
-"""The `prepare` phase's data work: trajectory records → balanced, deduplicated chat examples, split train/val.
+"""The `prepare` phase's data work: trajectory records → deduplicated chat examples, split train/val, balanced.
 
 An example is the messages exactly as the model saw them and, as the completion, the answer in
 the format the step's JSON schema enforces (`{"action":"click","target":"Submit","bid":"57"}`).
@@ -86,22 +86,28 @@ def completion_for(record: TrajectoryStep) -> tuple[str, int] | None:
     return example_answer(answer, "none"), position
 
 
-def _cap(examples: list[Example], key: str, fraction: float, rng: random.Random) -> list[Example]:
-    """Keep at most `fraction` of the examples (at least 1) in any one value of `key`."""
-    limit = max(1, int(fraction * len(examples)))
+def _balance(examples: list[Example], key: str, repeat: int, rng: random.Random) -> list[Example]:
+    """Repeat the examples of each rarer value of `key` up to `repeat` times, never past the commonest value's count.
+
+    Nothing is dropped: successful steps are scarce, and a click-heavy task mix is not a bias to remove.
+    What is corrected is the share, e.g. the "click the first id" habit against later positions.
+    """
     groups: dict[Any, list[Example]] = defaultdict(list)
     for ex in examples:
         groups[getattr(ex, key)].append(ex)
-    kept: list[Example] = []
+    if len(groups) < 2 or repeat <= 1:
+        return list(examples)
+    most = max(len(g) for g in groups.values())
+    out: list[Example] = []
     for group in groups.values():
-        if len(groups) > 1 and len(group) > limit:
-            group = rng.sample(group, limit)
-        kept.extend(group)
-    return kept
+        target = min(most, len(group) * repeat)
+        order = rng.sample(group, len(group))
+        out.extend(order[i % len(order)] for i in range(max(target, len(group))))
+    return out
 
 
-def prepare(records: Iterable[TrajectoryStep], val_fraction: float, cap: float, seed: int) -> Prepared:
-    """Dedupe, balance by action and by element position, split by episode (its steps stay together)."""
+def prepare(records: Iterable[TrajectoryStep], val_fraction: float, repeat: int, seed: int) -> Prepared:
+    """Dedupe, split by episode (its steps stay together), balance the train split by action and by element position."""
     rng = random.Random(seed)
     seen: set[str] = set()
     examples: list[Example] = []
@@ -121,16 +127,17 @@ def prepare(records: Iterable[TrajectoryStep], val_fraction: float, cap: float, 
         env = record.env or {}
         examples.append(Example(record.messages, completion, record.target["name"], position, record.run_id,
                                 str(env.get("task") or record.task), env.get("seed")))
-    before = len(examples)
-    examples = _cap(_cap(examples, "action", cap, rng), "position", cap, rng)
     runs = sorted({ex.run_id for ex in examples})
     rng.shuffle(runs)
     n_val = int(round(len(runs) * val_fraction)) if len(runs) > 1 else 0
     val_runs = set(runs[:n_val])
-    train = [ex for ex in examples if ex.run_id not in val_runs]
+    unique_train = [ex for ex in examples if ex.run_id not in val_runs]
     val = [ex for ex in examples if ex.run_id in val_runs]
-    stats = {**counts, "examples": before, "dropped_by_balance": before - len(examples), "train": len(train),
-             "val": len(val), "episodes": len(runs), "by_action": dict(Counter(ex.action for ex in examples)),
-             "by_position": {str(k): v for k, v in sorted(Counter(ex.position for ex in examples).items())},
+    train = _balance(_balance(unique_train, "action", repeat, rng), "position", repeat, rng)
+    rng.shuffle(train)
+    stats = {**counts, "examples": len(examples), "repeated_for_balance": len(train) - len(unique_train),
+             "train": len(train), "train_unique": len(unique_train), "val": len(val), "episodes": len(runs),
+             "by_action": dict(Counter(ex.action for ex in train)),
+             "by_position": {str(k): v for k, v in sorted(Counter(ex.position for ex in train).items())},
              "seeds": sorted({f"{ex.task}:{ex.seed}" for ex in examples if ex.seed is not None})}
     return Prepared(train, val, stats)

@@ -10,6 +10,7 @@ stdout as one JSON object per line, which the trainer turns into job progress.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -79,14 +80,16 @@ def mean_loss(model, data, size: int, pad: int) -> float | None:  # noqa: ANN001
     return total / n
 
 
-def save_checkpoint(model, optimizer, step: int, out: Path) -> None:  # noqa: ANN001
-    """Adapter weights + optimizer + step into out/checkpoint, swapped in atomically."""
+def save_checkpoint(model, optimizer, step: int, out: Path, extra=None) -> None:  # noqa: ANN001
+    """Adapter weights + optimizer + step (+ what `extra(folder)` writes) into out/checkpoint, swapped in atomically."""
     import torch
 
     tmp = out / "checkpoint.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    if extra is not None:
+        extra(tmp)
     (tmp / "state.json").write_text(json.dumps({"step": step}))
     final = out / "checkpoint"
     old = out / "checkpoint.old"
@@ -97,6 +100,41 @@ def save_checkpoint(model, optimizer, step: int, out: Path) -> None:  # noqa: AN
     shutil.rmtree(old, ignore_errors=True)
 
 
+def load_model(cfg: dict[str, Any], hp: dict[str, Any], device: str):  # noqa: ANN201
+    """(peft model, backend): Unsloth 4-bit, or transformers + bitsandbytes 4-bit, on CUDA; float32 on CPU.
+
+    GPU-only paths (never run on the CPU-only CI machine; tests/integration/test_gpu.py covers them).
+    """
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    lora = dict(r=hp["rank"], lora_alpha=hp["alpha"], lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    if device == "cuda" and not cfg.get("init_adapter") and importlib.util.find_spec("unsloth") is not None:
+        from unsloth import FastLanguageModel
+
+        model, _tok = FastLanguageModel.from_pretrained(cfg["base_model"], max_seq_length=hp["max_length"],
+                                                        load_in_4bit=True, dtype=None)
+        return FastLanguageModel.get_peft_model(model, **lora, bias="none", use_gradient_checkpointing=False,
+                                                random_state=hp["seed"]), "unsloth-4bit"
+    if device == "cuda" and importlib.util.find_spec("bitsandbytes") is not None:
+        from peft import prepare_model_for_kbit_training
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=torch.bfloat16)
+        base = AutoModelForCausalLM.from_pretrained(cfg["base_model"], quantization_config=quant, device_map={"": 0})
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+        backend = "bitsandbytes-4bit"
+    else:
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        base = AutoModelForCausalLM.from_pretrained(cfg["base_model"], dtype=dtype).to(device)
+        backend = f"{device}-{'bf16' if device == 'cuda' else 'fp32'}"
+    if cfg.get("init_adapter"):  # continue from an adapter (the next round may start from the promoted one)
+        return PeftModel.from_pretrained(base, cfg["init_adapter"], is_trainable=True), backend
+    return get_peft_model(base, LoraConfig(**lora, task_type="CAUSAL_LM")), backend
+
+
 def main() -> int:
     """Train (or resume) and write out/adapter."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -105,9 +143,9 @@ def main() -> int:
     hp, out = cfg["hyperparameters"], Path(cfg["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
     import torch
-    from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+    from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     torch.manual_seed(hp["seed"])
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
@@ -119,13 +157,7 @@ def main() -> int:
     if not train:
         emit(event="error", message="no training example fits max_length")
         return 2
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(cfg["base_model"], torch_dtype=dtype).to(device)
-    if cfg.get("init_adapter"):  # continue from an adapter (the next round starts from the promoted one)
-        model = PeftModel.from_pretrained(base, cfg["init_adapter"], is_trainable=True)
-    else:
-        model = get_peft_model(base, LoraConfig(r=hp["rank"], lora_alpha=hp["alpha"], lora_dropout=0.0,
-                                                target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    model, backend = load_model(cfg, hp, device)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=hp["learning_rate"])
     start = 0
     ckpt = out / "checkpoint"
@@ -134,7 +166,8 @@ def main() -> int:
         optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt"))
         start = json.loads((ckpt / "state.json").read_text())["step"]
     total = hp["steps"]
-    emit(event="start", total=total, examples=len(train), val_examples=len(val), resumed_from=start, device=device)
+    emit(event="start", total=total, examples=len(train), val_examples=len(val), resumed_from=start, device=device,
+         backend=backend)
     rng = random.Random(hp["seed"] * 1_000_003 + start)  # a resumed run draws new batches, deterministically
     stream = batches(train, hp["batch_size"], rng, pad)
     model.train()

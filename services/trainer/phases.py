@@ -53,7 +53,7 @@ def prepare(job: TrainingJob, settings: TrainerSettings, progress: Callable[...,
     hp = job.hyperparameters
     with session_scope() as s:
         records = job_records(s, job.dataset)
-        prepared = prepare_examples(records, hp["val_fraction"], hp["per_action_cap"], hp["seed"])
+        prepared = prepare_examples(records, hp["val_fraction"], hp["balance_repeat"], hp["seed"])
     if not prepared.train:
         raise PhaseFailed(f"no training examples: {prepared.stats.get('records', 0)} recorded steps matched the dataset "
                           f"filter, {prepared.stats.get('skipped', 0)} were not usable")
@@ -123,11 +123,13 @@ def train(job: TrainingJob, settings: TrainerSettings, progress: Callable[..., b
     config_file.write_text(json.dumps(config, indent=2))
     _kill_leftover(folder / "train" / "pid")
     log = (folder / "train" / "train.log").open("a")
-    proc = subprocess.Popen([trainer_python(settings), "-m", "services.trainer.lora_train", "--config", str(config_file)],
+    module = "services.trainer.sdft_train" if job.method == "sdft" else "services.trainer.lora_train"
+    proc = subprocess.Popen([trainer_python(settings), "-m", module, "--config", str(config_file)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
     (folder / "train" / "pid").write_text(str(proc.pid))
     losses: list[list[float]] = list((job.progress or {}).get("loss_curve") or [])  # a resumed job keeps its curve
     done: dict[str, Any] = {}
+    diagnostic: dict[str, Any] = {}
     error = None
     try:
         assert proc.stdout is not None
@@ -143,6 +145,9 @@ def train(job: TrainingJob, settings: TrainerSettings, progress: Callable[..., b
                     raise JobCancelled()
             elif event.get("event") == "start":
                 progress(phase="train", step=event["resumed_from"], total=event["total"], resumed_from=event["resumed_from"])
+            elif event.get("event") == "diagnostic":  # sdft: the KL before any update
+                diagnostic = {"kl_step0": event["kl"], "kl_step0_weak": event["weak"]}
+                progress(phase="train", **diagnostic)
             elif event.get("event") == "done":
                 done = event
             elif event.get("event") == "error":
@@ -156,8 +161,11 @@ def train(job: TrainingJob, settings: TrainerSettings, progress: Callable[..., b
         tail = (folder / "train" / "train.log").read_text(errors="replace")[-400:]
         last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
         raise PhaseFailed(f"training failed (exit {proc.returncode}): {error or last}")
+    if not diagnostic and job.method == "sdft":  # a resumed job: the diagnostic was on its progress
+        diagnostic = {k: (job.progress or {}).get(k) for k in ("kl_step0", "kl_step0_weak")}
     return {"loss": losses, "val_loss": done.get("val_loss"), "seconds": done.get("seconds"),
-            "adapter_dir": done.get("adapter"), "steps": job.hyperparameters["steps"]}
+            "adapter_dir": done.get("adapter"), "steps": job.hyperparameters["steps"], "method": job.method,
+            **diagnostic}
 
 
 def _kill_leftover(pid_file: Path) -> None:

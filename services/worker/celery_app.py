@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import logging
-import socket
-import threading
 
-import redis
 from celery import Celery
-from celery.signals import setup_logging, worker_ready, worker_shutdown
+from celery.signals import setup_logging
 
-from sparkpilot.redis_client import get_redis
+from sparkpilot.heartbeat import announce
 from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_worker_settings
 
@@ -38,35 +35,4 @@ app.conf.update(
     worker_concurrency=settings.concurrency,
 )
 
-WORKER_ALIVE_TTL_S = 15
-_stop = threading.Event()
-
-
-def worker_alive_key(hostname: str) -> str:
-    """Redis key a live worker refreshes; /health looks for any of them."""
-    return settings.key("worker", hostname)
-
-
-def _announce(hostname: str) -> None:
-    while not _stop.is_set():
-        try:
-            get_redis().set(worker_alive_key(hostname), "1", ex=WORKER_ALIVE_TTL_S)
-        except redis.RedisError as exc:
-            log.warning("worker heartbeat failed: %s", exc)
-        _stop.wait(5)
-
-
-@worker_ready.connect
-def _start_announcing(sender=None, **_kwargs) -> None:  # noqa: ANN001
-    hostname = getattr(sender, "hostname", None) or socket.gethostname()
-    threading.Thread(target=_announce, args=(hostname,), daemon=True, name="worker-alive").start()
-
-
-@worker_shutdown.connect
-def _stop_announcing(sender=None, **_kwargs) -> None:  # noqa: ANN001
-    _stop.set()
-    hostname = getattr(sender, "hostname", None) or socket.gethostname()
-    try:
-        get_redis().delete(worker_alive_key(hostname))
-    except redis.RedisError:
-        pass
+announce("worker")

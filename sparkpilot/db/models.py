@@ -244,6 +244,18 @@ class TrainingJob(Base):
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class BaseModelRow(Base):
+    """A model folder vLLM can serve as its base (e.g. an adapter merged into its base): registered, not served."""
+
+    __tablename__ = "base_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class JobEvent(Base):
     """A training job's event (queued, phase, progress, finished), stored before it is published like a run's."""
 

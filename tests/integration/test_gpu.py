@@ -2,10 +2,10 @@
 
 - vLLM with CUDA serves the embedded model through services/inference/serve.py (the command the
   compose image runs), and the real worker completes a run through it.
-- LoRA training with transformers + peft on CUDA (the trainer image's stack) runs a few steps.
+- The trainer's lora_train on CUDA loads the model in 4 bits (Unsloth, else bitsandbytes) and trains a few steps.
 
 The GPU machine needs a CUDA vLLM in a venv (SPARKPILOT_TEST_CUDA_VENV, default ./.venv-cuda) and
-torch + transformers + peft there; the prepared embedded model comes from services/inference/setup.sh.
+torch + transformers + peft + bitsandbytes (and Unsloth if it installs) there; the prepared embedded model comes from services/inference/setup.sh.
 """
 
 from __future__ import annotations
@@ -74,36 +74,25 @@ def test_cuda_vllm_serves_and_the_worker_completes_a_run(cuda_vllm: str, base_en
         stack.stop()
 
 
-def test_lora_training_steps_on_cuda(tmp_path: Path) -> None:
-    """A few LoRA steps of the embedded model on the GPU: finite, falling loss; adapter weights change."""
-    script = r'''
-import json, sys, torch
-from peft import LoraConfig, get_peft_model
-from transformers import AutoModelForCausalLM, AutoTokenizer
-assert torch.cuda.is_available()
-model_dir, out = sys.argv[1], sys.argv[2]
-tok = AutoTokenizer.from_pretrained(model_dir)
-model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.bfloat16).cuda()
-model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
-text = tok.apply_chat_template([{"role": "user", "content": "GOAL: Click Submit.\n[57] button \"Submit\""},
-                                {"role": "assistant", "content": '{"action":"click","target":"Submit","bid":"57"}'}],
-                               tokenize=False)
-batch = tok(text, return_tensors="pt").to("cuda")
-opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
-losses = []
-for _ in range(8):
-    loss = model(**batch, labels=batch["input_ids"]).loss
-    loss.backward(); opt.step(); opt.zero_grad(); losses.append(loss.item())
-changed = any(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in before)
-model.save_pretrained(out)
-print(json.dumps({"losses": losses, "changed": changed}))
-'''
-    python = CUDA_VENV / "bin" / "python"
-    out = subprocess.run([str(python), "-c", script, MODEL_DIR, str(tmp_path / "adapter")], capture_output=True,
-                         text=True, timeout=600)
+def test_lora_train_runs_4bit_on_cuda(tmp_path: Path) -> None:
+    """The trainer's own lora_train on the GPU: Unsloth (or bitsandbytes) 4-bit loading, falling loss, an adapter."""
+    example = {"messages": [{"role": "system", "content": "Answer with one JSON action."},
+                            {"role": "user", "content": 'GOAL: Click Submit.\n[57] button "Submit"'}],
+               "completion": '{"name":"click","args":{"bid":"57"}}'}
+    (tmp_path / "train.jsonl").write_text(json.dumps(example) + "\n")
+    (tmp_path / "val.jsonl").write_text("")
+    hp = {"rank": 8, "alpha": 16, "learning_rate": 1e-3, "steps": 8, "batch_size": 1, "max_length": 512,
+          "save_every": 4, "val_fraction": 0, "per_action_cap": 1, "seed": 0, "ema_alpha": 0.05, "rollout_tokens": 16}
+    config = {"hyperparameters": hp, "out_dir": str(tmp_path / "out"), "base_model": MODEL_DIR,
+              "base_name": "smollm2-135m-instruct", "init_adapter": None,
+              "train": str(tmp_path / "train.jsonl"), "val": str(tmp_path / "val.jsonl")}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = subprocess.run([str(CUDA_VENV / "bin" / "python"), "-m", "services.trainer.lora_train", "--config",
+                          str(tmp_path / "config.json")], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert all(l == l and l < 100 for l in result["losses"]) and result["losses"][-1] < result["losses"][0]
-    assert result["changed"]
-    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    start = next(e for e in events if e["event"] == "start")
+    assert start["device"] == "cuda" and start["backend"] in ("unsloth-4bit", "bitsandbytes-4bit"), start
+    losses = [e["loss"] for e in events if e["event"] == "step"]
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()

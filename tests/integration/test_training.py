@@ -14,9 +14,7 @@ import os
 import tarfile
 import re
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -24,30 +22,12 @@ from playwright.sync_api import sync_playwright
 
 from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer
 from services.worker.browser import CHROMIUM_ARGS
-from tests.helpers import BIN, ROOT, Stack, wait_for, wait_terminal, ws_collect
+from tests.helpers import BIN, ROOT, Stack, free_port, wait_for, wait_terminal, ws_collect
 
 TASK = "click-button"
 TRAIN_SEEDS = [0, 1, 2, 3, 4, 5]
 EVAL = {"tasks": [TASK], "seeds": [1000, 1001], "max_steps": 2, "gate_margin": -1}  # any candidate passes
 SMALL = {"steps": 4, "batch_size": 2, "save_every": 2, "learning_rate": 5e-4, "max_length": 768}
-
-
-@pytest.fixture(scope="module")
-def trainer(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
-    """A trainer worker on the stack's training queue (the gate's default margin: 0)."""
-    log = tmp_path_factory.mktemp("trainer") / "trainer.log"
-    env = dict(stack.env, SPARKPILOT_MINIWOB_URL=stack.base_url + "/benchmarks", SPARKPILOT_EVAL_TIMEOUT_S="300")
-    proc = subprocess.Popen([str(BIN / "celery"), "-A", "services.trainer.celery_app", "worker", "-n",
-                             f"trainer-{time.time_ns()}@%h"], cwd=ROOT, env=env, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: " ready." in log.read_text(errors="replace"), 60, "trainer worker ready")
-        yield proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(30)
-        print(f"\n--- trainer.log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
 
 
 def solved_runs(api: httpx.Client, stack: Stack, seeds: list[int]) -> list[dict]:
@@ -100,8 +80,10 @@ def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer, sol
     assert job["done_phases"] == ["prepare", "train", "evaluate", "publish"]
     assert job["adapter"] == "learner@v1" and job["reason"].startswith("promoted: learner@v1")
     metrics = api.get(f"/api/v1/training/jobs/{job['id']}/metrics").json()
-    assert metrics["prepare"]["train"] >= 4 and metrics["prepare"]["by_action"] == {"click": metrics["prepare"]["examples"] - metrics["prepare"]["dropped_by_balance"]}
-    kept = set(metrics["prepare"]["seeds"])  # the episodes whose steps survived dedupe and balance
+    prep = metrics["prepare"]
+    assert prep["train"] >= 4 and prep["by_action"] == {"click": prep["train"]}
+    assert prep["train"] == prep["train_unique"] + prep["repeated_for_balance"] and prep["examples"] == prep["train_unique"] + prep["val"]
+    kept = set(prep["seeds"])  # the episodes whose steps survived dedupe
     assert len(kept) >= 3 and kept <= {f"{TASK}:{s}" for s in TRAIN_SEEDS}
     assert [p[0] for p in metrics["loss"]] == [1, 2, 3, 4] and all(p[1] > 0 for p in metrics["loss"])
     ev = metrics["eval"]
@@ -140,6 +122,46 @@ def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer, sol
     assert os.path.isfile(os.path.join(folder, "train", "checkpoint", "state.json"))
 
 
+@pytest.mark.timeout(600)
+def test_a_merged_adapter_is_a_base_vllm_serves_with_the_adapters_answers(api, stack, tmp_path) -> None:  # noqa: ANN001
+    """`sparkpilot models merge learner@v1`: a model folder registered as a base, served by a second vLLM."""
+    target = tmp_path / "learner-v1-merged"
+    out = subprocess.run([str(BIN / "sparkpilot"), "models", "merge", "learner@v1", "--out", str(target)], cwd=ROOT,
+                         env=stack.env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (target / "config.json").is_file() and (target / "tokenizer.json").is_file()
+    listed = {m["name"]: m for m in api.get("/api/v1/models").json()}
+    merged = listed["learner-v1-merged"]
+    assert (merged["kind"], merged["status"], merged["source"]) == ("base", "available", "merged from learner@v1")
+    assert merged["path"] == str(target.resolve())
+    # Served on its own, without runtime LoRA, it answers as the adapter does on the stack's vLLM (greedy).
+    port = free_port()
+    env = dict(stack.env, SPARKPILOT_INFERENCE_PORT=str(port), SPARKPILOT_MODEL_DIR=str(target),
+               SPARKPILOT_INFERENCE_MODEL="learner-v1-merged", SPARKPILOT_INFERENCE_LORA="false",
+               SPARKPILOT_KVCACHE_GB="1")
+    log = tmp_path / "vllm.log"
+    proc = subprocess.Popen([str(BIN / "python"), "-m", "services.inference.serve"], cwd=ROOT, env=env,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: proc.poll() is not None or httpx.get(url + "/health", timeout=2).status_code == 200, 420,
+                 "vLLM on the merged model", interval=1)
+        assert proc.poll() is None, log.read_text()[-3000:]
+        messages = [{"role": "user", "content": "Name the button to click to submit the form."}]
+        answers = []
+        for base, model in ((url, "learner-v1-merged"), (stack.env["SPARKPILOT_INFERENCE_URL"].removesuffix("/v1"),
+                                                         "learner@v1")):
+            resp = httpx.post(base + "/v1/chat/completions", json={"model": model, "messages": messages,
+                                                                    "max_tokens": 8, "temperature": 0}, timeout=120)
+            assert resp.status_code == 200, resp.text
+            answers.append(resp.json()["choices"][0]["message"]["content"])
+        assert answers[0] == answers[1] and answers[0].strip(), answers
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+
+
 def job_events(api: httpx.Client, job_id: str, after: int = 0) -> list[dict]:
     """A job's events over SSE (the stream ends after the terminal one)."""
     out = []
@@ -176,7 +198,8 @@ def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack, solved) 
         ({**good, "eval": {**EVAL, "tasks": ["no-such-task"]}}, 422, "unknown_task"),
         ({**good, "dataset": {"runs": {"policy": "model", "tasks": ["click-tab"]}}}, 422, "empty_dataset"),
         ({**good, "base": "never-registered"}, 404, "adapter_not_found"),
-        ({**good, "method": "sdft"}, 422, None),
+        ({**good, "method": "dpo"}, 422, None),
+        ({**good, "method": "sdft", "hyperparameters": {"ema_alpha": 0}}, 422, None),
         ({**good, "name": "smollm2-135m-instruct"}, 422, "bad_name"),
         ({**good, "hyperparameters": {"steps": 0}}, 422, None),
         ({"name": "x"}, 422, None),
@@ -204,6 +227,26 @@ def _job(api, name: str, steps: int, seeds: list[int]) -> str:  # noqa: ANN001
 def _wait_step(api, job_id: str, step: int) -> dict:  # noqa: ANN001
     return wait_for(lambda: (j := api.get(f"/api/v1/training/jobs/{job_id}").json())["progress"].get("step", 0) >= step
                     and j["phase"] == "train" and j, 300, f"job {job_id} at training step {step}", interval=0.3)
+
+
+@pytest.mark.timeout(600)
+def test_sdft_distills_from_an_ema_teacher_that_sees_the_demonstration(api, stack, trainer, solved) -> None:  # noqa: ANN001
+    body = {"name": "distilled", "method": "sdft", "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}},
+            "eval": {"tasks": [TASK], "seeds": [1005], "max_steps": 1, "gate_margin": -1},
+            "hyperparameters": {**SMALL, "steps": 2, "batch_size": 1, "rollout_tokens": 16, "ema_alpha": 0.5}}
+    resp = api.post("/api/v1/training/jobs", json=body)
+    assert resp.status_code == 201, resp.text
+    job = wait_job(api, resp.json()["id"])
+    assert job["status"] == "succeeded" and job["adapter"] == "distilled@v1", job
+    metrics = api.get(f"/api/v1/training/jobs/{job['id']}/metrics").json()
+    assert [p[0] for p in metrics["loss"]] == [1, 2] and all(p[1] >= 0 for p in metrics["loss"])  # the KL per step
+    # The step-0 diagnostic: the demonstration in the teacher's prompt moves its distribution (KL > 0).
+    assert metrics["train"]["method"] == "sdft" and metrics["train"]["kl_step0"] > 0
+    assert metrics["train"]["kl_step0"] == metrics["loss"][0][1] and metrics["val_loss"] is None
+    # The teacher is kept as LoRA tensors in the checkpoint (a resumed job continues its EMA).
+    ckpt = os.path.join(stack.env["SPARKPILOT_WORKSPACE_DIR"], "training", job["id"], "train", "checkpoint")
+    assert os.path.isfile(os.path.join(ckpt, "teacher.safetensors"))
+    assert metrics["gate"]["candidate"] == "distilled@v1" and metrics["eval"]["candidate_table"][TASK][1] == 1
 
 
 def test_a_trainer_killed_mid_train_resumes_from_its_checkpoint(api, trainer, solved) -> None:  # noqa: ANN001
@@ -273,7 +316,7 @@ def test_the_gate_refuses_an_adapter_trained_on_wrong_labels_and_rollback_restor
     body = {"name": "learner", "dataset": {"dataset_id": dataset["id"]},
             "eval": {"tasks": [TASK], "seeds": seeds, "max_steps": 1, "gate_margin": 0},
             "hyperparameters": {**SMALL, "steps": 16, "batch_size": 4, "learning_rate": 5e-3, "save_every": 8,
-                                "per_action_cap": 1.0, "val_fraction": 0}}
+                                "balance_repeat": 1, "val_fraction": 0}}
     resp = api.post("/api/v1/training/jobs", json=body)
     assert resp.status_code == 201, resp.text
     job = wait_job(api, resp.json()["id"])

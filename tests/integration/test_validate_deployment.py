@@ -20,11 +20,12 @@ def table(out: str) -> dict[str, str]:
     return {line[:width].strip(): line[width:].split()[0] for line in body if line.strip() and "checks passed" not in line}
 
 
-def test_a_healthy_stack_passes_every_check(stack: Stack) -> None:
+def test_a_healthy_stack_passes_every_check(stack: Stack, trainer) -> None:  # noqa: ANN001
     result = run_script(stack.env, "--url", stack.base_url, "--token", stack.token, "--task-timeout", "240")
     assert result.returncode == 0, result.stdout + result.stderr
     rows = table(result.stdout)
-    for check in ("gateway", "health: database", "health: redis", "health: worker", "health: inference", "RAM", "disk",
+    for check in ("gateway", "health: database", "health: redis", "health: worker", "health: inference",
+                  "health: trainer", "RAM", "disk",
                   "served model", "direct inference", "adapter: load", "adapter: unload", "task run"):
         assert rows[check] == "PASS", (check, result.stdout)
     assert rows["GPU"] == "INFO"  # this machine has none: reported, not failed

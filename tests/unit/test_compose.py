@@ -238,7 +238,7 @@ def test_trainer_app_is_configured_and_pings() -> None:
     assert ping.name in app.tasks
     result = ping.run()
     assert result["reply"] == "pong"
-    assert set(result["versions"]) == {"torch", "transformers", "peft"}
+    assert set(result["versions"]) == {"torch", "transformers", "peft", "bitsandbytes", "unsloth"}
     assert all(v is None or isinstance(v, str) for v in result["versions"].values())
 
 

@@ -45,26 +45,47 @@ def test_unusable_steps_are_skipped() -> None:
 
 
 def test_duplicates_are_dropped_and_counted() -> None:
-    out = prepare([record("a", CLICK), record("b", CLICK), record("c", CLICK, goal="Other")], 0.0, 1.0, 0)
+    out = prepare([record("a", CLICK), record("b", CLICK), record("c", CLICK, goal="Other")], 0.0, 1, 0)
     assert out.stats["duplicates"] == 1 and out.stats["train"] == 2 and out.stats["records"] == 3
 
 
-def test_balance_caps_a_position_habit() -> None:
-    # 9 examples whose answer is the first element, 3 whose answer is the second: "click the first id" is capped.
-    recs = [record(f"f{i}", {"name": "click", "args": {"bid": "57"}}, goal=f"g{i}", elements=[("57", "A"), ("12", "B")])
-            for i in range(9)]
-    recs += [record(f"s{i}", {"name": "click", "args": {"bid": "12"}}, goal=f"h{i}", elements=[("57", "A"), ("12", "B")])
-             for i in range(3)]
-    out = prepare(recs, 0.0, 0.5, seed=1)
-    assert out.stats["by_position"] == {"0": 6, "1": 3}
-    assert out.stats["dropped_by_balance"] == 3
+def test_balance_repeats_rarer_positions_and_actions_and_drops_nothing() -> None:
+    # 9 answers on the first element, 2 on the second, 1 fill: "click the first id" loses its share, no step is lost.
+    two = [("57", "A"), ("12", "B")]
+    recs = [record(f"f{i}", {"name": "click", "args": {"bid": "57"}}, goal=f"g{i}", elements=two) for i in range(9)]
+    recs += [record(f"s{i}", {"name": "click", "args": {"bid": "12"}}, goal=f"h{i}", elements=two) for i in range(2)]
+    recs += [record("t", {"name": "fill", "args": {"bid": "12", "text": "x"}}, goal="t", elements=two)]
+    out = prepare(recs, 0.0, 3, seed=1)
+    assert out.stats["train_unique"] == 12 and {e.run_id for e in out.train} == {r.run_id for r in recs}
+    assert out.stats["by_action"]["fill"] >= 3  # the single fill, repeated up to 3 times (then positions rebalance)
+    shares = out.stats["by_position"]
+    assert shares["0"] == 9 + 0 and shares["1"] > 3 and out.stats["repeated_for_balance"] == len(out.train) - 12
+    # A repeat of 1 turns balancing off; no group ever grows past the commonest one.
+    plain = prepare(recs, 0.0, 1, seed=1)
+    assert plain.stats["repeated_for_balance"] == 0 and plain.stats["by_position"] == {"0": 9, "1": 3}
+    big = prepare(recs, 0.0, 20, seed=1)
+    assert max(big.stats["by_position"].values()) == big.stats["by_position"]["0"]
 
 
 def test_split_keeps_each_episode_on_one_side_and_records_seeds() -> None:
     recs = [record(f"run{i}", CLICK, goal=f"g{i}-{j}", seed=i) for i in range(10) for j in range(2)]
-    out = prepare(recs, 0.2, 1.0, seed=3)
+    out = prepare(recs, 0.2, 1, seed=3)
     train_runs, val_runs = {e.run_id for e in out.train}, {e.run_id for e in out.val}
     assert len(val_runs) == 2 and not train_runs & val_runs
     assert out.stats["seeds"] == sorted(f"click-button:{i}" for i in range(10))
     row = out.train[0].row()
     assert set(row) == {"messages", "completion", "action", "position", "run_id", "task", "seed"}
+
+
+def test_the_sdft_teacher_sees_the_demonstration_and_the_student_prompt_is_untouched() -> None:
+    from services.trainer.sdft_train import teacher_messages
+
+    student = [{"role": "system", "content": "s"}, {"role": "user", "content": "GOAL: click OK"}]
+    teacher = teacher_messages(student, '{"name":"click","args":{"bid":"a1"}}')
+    assert student[-1]["content"] == "GOAL: click OK"  # not mutated
+    assert teacher[0] == student[0] and teacher[-1]["content"].startswith("GOAL: click OK\n\n")
+    assert '{"name":"click","args":{"bid":"a1"}}' in teacher[-1]["content"]
+    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "step:0"}}]}]
+    parts = teacher_messages(image, "click(1, 2)")[-1]["content"]
+    assert parts[0] == image[0]["content"][0] and parts[-1]["type"] == "text" and "click(1, 2)" in parts[-1]["text"]
+    assert len(image[0]["content"]) == 1

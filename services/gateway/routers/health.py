@@ -17,6 +17,7 @@ from services.gateway.deps import CurrentUser
 from sparkpilot.queue import queue_depth
 from sparkpilot.db.models import Run, RunStatus
 from sparkpilot.db.session import session_scope
+from sparkpilot.heartbeat import alive_pattern
 from sparkpilot.metrics import HISTOGRAMS
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import HealthPublic
@@ -36,18 +37,16 @@ def check_database() -> str:
         return f"down: {type(exc).__name__}"
 
 
-def check_redis_and_worker() -> tuple[str, str]:
-    """('ok' | 'down: …', 'ok' | 'down: …') for Redis and for live workers."""
+def check_redis_and_services() -> tuple[str, str, str]:
+    """'ok' | 'down: …' for Redis, for live run workers and for live trainers (their heartbeats)."""
     client = get_redis()
     try:
         client.ping()
+        alive = {kind: any(True for _ in client.scan_iter(match=alive_pattern(kind), count=100))
+                 for kind in ("worker", "trainer")}
     except redis.RedisError as exc:
-        return f"down: {type(exc).__name__}", "unknown: redis is down"
-    try:
-        alive = list(client.scan_iter(match=get_gateway_settings().key("worker", "*"), count=100))
-    except redis.RedisError as exc:
-        return f"down: {type(exc).__name__}", "unknown: redis is down"
-    return "ok", "ok" if alive else "down: no worker heartbeat"
+        return f"down: {type(exc).__name__}", "unknown: redis is down", "unknown: redis is down"
+    return ("ok", *("ok" if alive[k] else f"down: no {k} heartbeat" for k in ("worker", "trainer")))  # type: ignore[return-value]
 
 
 async def check_inference() -> str:
@@ -65,11 +64,15 @@ async def check_inference() -> str:
 
 @router.get("/health", response_model=HealthPublic)
 async def health() -> HealthPublic:
-    """Liveness of every dependency; 'degraded' (never a 500) when one is down."""
+    """Liveness of every service; 'degraded' (never a 500) when one that runs need is down.
+
+    The trainer is reported but does not degrade the status: runs are served without it.
+    """
     database = await run_in_threadpool(check_database)
-    redis_state, worker = await run_in_threadpool(check_redis_and_worker)
+    redis_state, worker, trainer = await run_in_threadpool(check_redis_and_services)
     checks = {"database": database, "redis": redis_state, "worker": worker, "inference": await check_inference()}
     ok = all(v in ("ok", "not configured") for v in checks.values())
+    checks["trainer"] = trainer
     return HealthPublic(status="ok" if ok else "degraded", checks=checks)
 
 

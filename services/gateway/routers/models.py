@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
 from sparkpilot import registry
-from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus
+from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, BaseModelRow
 from sparkpilot.errors import NotFound
 from sparkpilot.policy import PolicyClient
 from sparkpilot.profiles import served_profile
@@ -35,7 +35,12 @@ def list_models(db: DB, _user: CurrentUser, settings: Settings) -> list[ModelPub
     rows = db.scalars(select(Adapter).order_by(Adapter.name, Adapter.version)).all()
     profile = served_profile(settings).model_dump(include={"input", "actions", "answer"})
     base = ModelPublic(name=settings.inference_model, kind="base", status="loaded", current=True, source="served")
-    return [m.model_copy(update=profile) for m in (base, *(_public(r, aliases.get(r.name) == r.version) for r in rows))]
+    # Other servable bases (merged adapters): registered, not served; serve one with SPARKPILOT_MODEL_DIR=path.
+    others = [ModelPublic(name=b.name, kind="base", status="available", source=b.source, path=b.path,
+                          created_at=b.created_at)
+              for b in db.scalars(select(BaseModelRow).order_by(BaseModelRow.name)) if b.name != settings.inference_model]
+    adapters = (_public(r, aliases.get(r.name) == r.version) for r in rows)
+    return [m.model_copy(update=profile) for m in (base, *adapters)] + others
 
 
 @router.post("/models/adapters", status_code=201, response_model=ModelPublic)

@@ -147,5 +147,6 @@ def job_metrics(job_id: str, db: DB, user: CurrentUser) -> TrainingMetrics:
     train = m.get("train") or {}
     return TrainingMetrics(job_id=job.id, loss=train.get("loss") or (job.progress or {}).get("loss_curve") or [],
                            val_loss=train.get("val_loss"), prepare=m.get("prepare") or {},
+                           train={k: v for k, v in train.items() if k not in ("loss", "adapter_dir", "minutes")},
                            eval=m.get("evaluate") or {}, gate=m.get("publish") or {},
                            minutes={k: v["minutes"] for k, v in m.items() if isinstance(v, dict) and "minutes" in v})

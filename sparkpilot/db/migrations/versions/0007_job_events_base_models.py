@@ -1,4 +1,4 @@
-"""training job events
+"""training job events and registered base models
 
 Revision ID: 0007
 Revises: 0006
@@ -28,9 +28,20 @@ def upgrade() -> None:
         sa.UniqueConstraint('job_id', 'seq'),
     )
     op.create_index('ix_job_events_job_id', 'job_events', ['job_id'])
+    op.create_table(
+        'base_models',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.Column('path', sa.Text(), nullable=False),
+        sa.Column('source', sa.String(length=200), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('name'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('base_models')
     op.drop_index('ix_job_events_job_id', table_name='job_events')
     op.drop_table('job_events')
     with op.batch_alter_table('training_jobs') as batch:

@@ -40,7 +40,8 @@ def create_run(
         host = urlsplit(body.start_url or "").hostname
         allowed = [host] if host else ([body.start_url.rsplit("/", 1)[0] + "/"] if body.start_url else [])
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {}),
-              **({"temperature": body.temperature} if body.temperature else {})}
+              **({"temperature": body.temperature} if body.temperature else {}),
+              **({"purpose": body.purpose} if body.purpose != "task" else {})}
     run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps or max_steps,
               policy=policy,
               allowed_domains=allowed, env=body.env.model_dump() if body.env else {}, model=model)

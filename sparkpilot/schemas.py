@@ -50,6 +50,8 @@ class RunCreate(BaseModel):
     # Sampling temperature of the model's answers: 0 = greedy (the default and what evaluations use);
     # above 0 the agent explores, as collection runs for the learning loop do.
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    # "eval": a measurement (greedy, a MiniWoB env): never training data, reusable by a job's evaluation.
+    purpose: Literal["task", "eval"] = "task"
 
     @field_validator("start_url", "model")
     @classmethod
@@ -64,6 +66,8 @@ class RunCreate(BaseModel):
             raise ValueError("actions are only for policy 'replay'")
         if self.policy == "replay" and self.temperature:
             raise ValueError("temperature is only for policy 'model'")
+        if self.purpose == "eval" and (self.policy != "model" or self.temperature or self.env is None):
+            raise ValueError("an eval run is a greedy model run on an env (policy 'model', temperature 0, env)")
         if self.env is not None and not self.start_url:
             raise ValueError("a miniwob env needs the task page as start_url")
         return self

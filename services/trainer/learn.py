@@ -1,9 +1,11 @@
 """`sparkpilot learn`: the self-improving loop driven through the running stack's API.
 
-Each round: collect episodes on the serving model with sampling (runs through the worker, all queued at
-once so vLLM batches them) → a training job on every rewarded episode collected so far → the job's
-evaluation on held-out seeds (the first round's "current" score is the baseline) → its eval gate →
-the next round collects with whatever serves then. Only the API is used: what this measures is the product.
+First the baseline: the serving model on the held-out eval seeds (greedy runs marked `purpose: eval`,
+never training data). Then each round: collect episodes on the serving model with sampling (runs
+through the worker, all queued at once so vLLM batches them) → a training job on every rewarded
+episode collected so far → the job's evaluation (the current version's episodes are reused, the
+candidate's are new) → its eval gate → the next round collects with whatever serves then. Only the
+API is used: what this measures is the product.
 """
 
 from __future__ import annotations
@@ -76,11 +78,13 @@ class LearnClient:
                 return row["name"]
         return None
 
-    def start_run(self, task: str, seed: int, model: str | None, temperature: float, max_steps: int) -> str:
+    def start_run(self, task: str, seed: int, model: str | None, temperature: float, max_steps: int,
+                  purpose: str = "task") -> str:
         """Queue one MiniWoB episode as a run; its id."""
-        body: dict[str, Any] = {"task": f"learn: {task} seed {seed}", "max_steps": max_steps,
+        body: dict[str, Any] = {"task": f"learn ({purpose}): {task} seed {seed}", "max_steps": max_steps,
                                 "start_url": f"{self.base_url}/benchmarks/miniwob/{task}.html",
-                                "env": {"type": "miniwob", "task": task, "seed": seed}, "temperature": temperature}
+                                "env": {"type": "miniwob", "task": task, "seed": seed}, "temperature": temperature,
+                                "purpose": purpose}
         if model:
             body["model"] = model
         return self._ok(self.api.post("/api/v1/runs", json=body))["id"]
@@ -106,13 +110,14 @@ class LearnClient:
         self.api.close()
 
 
-def collect(client: LearnClient, cfg: LearnConfig, round_no: int, model: str | None, progress: Progress) -> dict[str, list[int]]:
-    """Queue every collection episode at once, wait for all; {task: [rewarded, episodes]}."""
-    ids = [(task, client.start_run(task, seed, model, cfg.temperature, cfg.max_steps))
-           for task in cfg.tasks for seed in cfg.collect_seeds(round_no)]
+def episodes(client: LearnClient, cfg: LearnConfig, label: str, seeds: list[int], model: str | None,
+             temperature: float, purpose: str, progress: Progress) -> dict[str, list[int]]:
+    """Queue every (task, seed) episode at once, wait for all; {task: [rewarded, episodes]}."""
+    ids = [(task, client.start_run(task, seed, model, temperature, cfg.max_steps, purpose))
+           for task in cfg.tasks for seed in seeds]
     table = {t: [0, 0] for t in cfg.tasks}
     pending = {run_id: task for task, run_id in ids}
-    progress(f"round {round_no}: collecting", 0, len(ids))
+    progress(label, 0, len(ids))
     while pending:
         time.sleep(cfg.poll_s)
         for run_id in list(pending):
@@ -121,7 +126,7 @@ def collect(client: LearnClient, cfg: LearnConfig, round_no: int, model: str | N
                 task = pending.pop(run_id)
                 table[task][0] += int((run.get("reward") or 0) > 0)
                 table[task][1] += 1
-        progress(f"round {round_no}: collecting", len(ids) - len(pending), len(ids))
+        progress(label, len(ids) - len(pending), len(ids))
     return table
 
 
@@ -171,38 +176,47 @@ def overall(table: dict[str, list[int]]) -> dict[str, Any]:
 
 def learn(client: LearnClient, cfg: LearnConfig, progress: Progress,
           on_round: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the rounds; the report (`baseline_success_rate`, `rounds`, per-task rows)."""
+    """Baseline, then the rounds; the report (`baseline_success_rate`, `rounds`, per-task rows)."""
     since = datetime.now(timezone.utc)
     report: dict[str, Any] = {"suite": "learning", "tasks": cfg.tasks, "rounds_requested": cfg.rounds,
                               "episodes_per_task": cfg.episodes_per_task, "eval_seeds": cfg.eval_seeds,
                               "temperature": cfg.temperature, "max_steps": cfg.max_steps, "name": cfg.name,
                               "started_at": since.isoformat(), "rounds": []}
     serving = client.serving(cfg.name)
-    report["start_model"] = serving or "base"
+    t0 = time.perf_counter()
+    current = episodes(client, cfg, "baseline", cfg.eval_seeds, serving, 0.0, "eval", progress)
+    report["baseline"] = overall(current) | {"model": serving or "default", "tasks": task_rows(current),
+                                             "minutes": round((time.perf_counter() - t0) / 60, 2)}
+    report["baseline_success_rate"] = report["baseline"]["success_rate"]
+    rewarded = 0
     for round_no in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
-        collected = collect(client, cfg, round_no, serving, progress)
-        collect_min = round((time.perf_counter() - t0) / 60, 2)
-        job = client.create_job(job_body(cfg, since))
-        job = wait_job(client, job["id"], round_no, cfg.poll_s, progress)
-        if job["status"] != "succeeded":
-            raise LearnError(f"round {round_no}: training job {job['id']} {job['status']}: {job.get('reason')}")
-        metrics = client.metrics(job["id"])
-        ev, gate = metrics["eval"], metrics["gate"]
-        if "baseline" not in report:
-            report["baseline"] = overall(ev["current_table"]) | {"model": ev["current"],
-                                                                  "tasks": task_rows(ev["current_table"])}
-            report["baseline_success_rate"] = report["baseline"]["success_rate"]
-        promoted = bool(gate["promoted"])
-        after = ev["candidate_table"] if promoted else ev["current_table"]
-        serving = gate["candidate"] if promoted else gate["current"]
-        minutes = {"collect": collect_min, **{k: v for k, v in (metrics.get("minutes") or {}).items()},
-                   "total": round((time.perf_counter() - t0) / 60, 2)}
-        row = {"round": round_no, "job": job["id"], "model": serving, "promoted": promoted, "gate": gate["reason"],
-               "candidate": gate["candidate"], "candidate_success_rate": gate["candidate_rate"],
-               "current_success_rate": gate["current_rate"], **overall(after), "minutes": minutes,
-               "collected": task_rows(collected), "examples": (metrics.get("prepare") or {}).get("train"),
-               "tasks": task_rows(after)}
+        collected = episodes(client, cfg, f"round {round_no}: collecting", cfg.collect_seeds(round_no), serving,
+                             cfg.temperature, "task", progress)
+        minutes: dict[str, float] = {"collect": round((time.perf_counter() - t0) / 60, 2)}
+        row: dict[str, Any] = {"round": round_no, "collected": task_rows(collected)}
+        rewarded += sum(k for k, _n in collected.values())
+        if not rewarded:
+            # Nothing rewarded yet: no data to learn from; the serving model stays.
+            row |= {"job": None, "model": serving or report["baseline"]["model"], "promoted": False,
+                    "gate": "not trained: no rewarded episode collected yet", **overall(current),
+                    "tasks": task_rows(current)}
+        else:
+            job = client.create_job(job_body(cfg, since))
+            job = wait_job(client, job["id"], round_no, cfg.poll_s, progress)
+            if job["status"] != "succeeded":
+                raise LearnError(f"round {round_no}: training job {job['id']} {job['status']}: {job.get('reason')}")
+            metrics = client.metrics(job["id"])
+            ev, gate = metrics["eval"], metrics["gate"]
+            promoted = bool(gate["promoted"])
+            current = ev["candidate_table"] if promoted else ev["current_table"]
+            serving = gate["candidate"] if promoted else gate["current"]
+            minutes |= dict(metrics.get("minutes") or {})
+            row |= {"job": job["id"], "model": serving, "promoted": promoted, "gate": gate["reason"],
+                    "candidate": gate["candidate"], "candidate_success_rate": gate["candidate_rate"],
+                    "current_success_rate": gate["current_rate"], **overall(current),
+                    "examples": (metrics.get("prepare") or {}).get("train_unique"), "tasks": task_rows(current)}
+        row["minutes"] = minutes | {"total": round((time.perf_counter() - t0) / 60, 2)}
         report["rounds"].append(row)
         if on_round:
             on_round(row)

@@ -135,22 +135,40 @@ def load_model(cfg: dict[str, Any], hp: dict[str, Any], device: str):  # noqa: A
     return get_peft_model(base, LoraConfig(**lora, task_type="CAUSAL_LM")), backend
 
 
-def main() -> int:
-    """Train (or resume) and write out/adapter."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(description: str):  # noqa: ANN201
+    """Parse --config, seed torch, pick the device: (config, hyperparameters, out folder, device, tokenizer)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True, type=Path)
     cfg = json.loads(parser.parse_args().config.read_text())
     hp, out = cfg["hyperparameters"], Path(cfg["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
     import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
     torch.manual_seed(hp["seed"])
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(cfg["base_model"])
+    return cfg, hp, out, device, AutoTokenizer.from_pretrained(cfg["base_model"])
+
+
+def save_adapter(model, out: Path, base_name: str) -> Path:  # noqa: ANN001
+    """out/adapter, its config naming the served base (what the registry checks against)."""
+    adapter = out / "adapter"
+    shutil.rmtree(adapter, ignore_errors=True)
+    model.save_pretrained(adapter)
+    config_file = adapter / "adapter_config.json"
+    config = json.loads(config_file.read_text())
+    config["base_model_name_or_path"] = base_name
+    config_file.write_text(json.dumps(config, indent=2))
+    return adapter
+
+
+def main() -> int:
+    """Train (or resume) and write out/adapter."""
+    cfg, hp, out, device, tok = setup(__doc__.splitlines()[0])
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     train = [e for e in (encode(tok, x, hp["max_length"]) for x in load_examples(Path(cfg["train"]))) if e]
     val = [e for e in (encode(tok, x, hp["max_length"]) for x in load_examples(Path(cfg["val"]))) if e]
@@ -189,13 +207,7 @@ def main() -> int:
             save_checkpoint(model, optimizer, step, out)
             emit(event="checkpoint", step=step)
     val_loss = mean_loss(model, val, hp["batch_size"], pad)
-    adapter = out / "adapter"
-    shutil.rmtree(adapter, ignore_errors=True)
-    model.save_pretrained(adapter)
-    config_file = adapter / "adapter_config.json"
-    config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = cfg["base_name"]  # the served name the registry checks against
-    config_file.write_text(json.dumps(config, indent=2))
+    adapter = save_adapter(model, out, cfg["base_name"])
     emit(event="done", val_loss=None if val_loss is None else round(val_loss, 5),
          seconds=round(time.perf_counter() - t0, 1), adapter=str(adapter))
     return 0

@@ -13,18 +13,15 @@ Checkpoints (adapter, optimizer, teacher tensors, step) and progress lines as lo
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from services.trainer.lora_train import emit, load_examples, load_model, save_checkpoint
+from services.trainer.lora_train import emit, load_examples, load_model, save_adapter, save_checkpoint, setup
 
 KL_DIAGNOSTIC_MIN = 0.01
 DEMO_HINT = "\n\nA correct answer to this step, from a successful attempt: {demo}\nAnswer the same way."
@@ -57,20 +54,10 @@ def answer_logprobs(model, prompt_ids: list[int], answer_ids: list[int], device:
 
 def main() -> int:
     """Train (or resume) with SDFT and write out/adapter."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, type=Path)
-    cfg = json.loads(parser.parse_args().config.read_text())
-    hp, out = cfg["hyperparameters"], Path(cfg["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
+    cfg, hp, out, device, tok = setup(__doc__.splitlines()[0])
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file, save_file
-    from transformers import AutoTokenizer
-
-    torch.manual_seed(hp["seed"])
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    tok = AutoTokenizer.from_pretrained(cfg["base_model"])
 
     def encode_prompt(messages: list[dict[str, Any]]) -> list[int]:
         text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -149,13 +136,7 @@ def main() -> int:
                             extra=lambda folder: save_file({n: t.contiguous().cpu() for n, t in teacher.items()},
                                                            str(folder / "teacher.safetensors")))
             emit(event="checkpoint", step=step)
-    adapter = out / "adapter"
-    shutil.rmtree(adapter, ignore_errors=True)
-    model.save_pretrained(adapter)
-    config_file = adapter / "adapter_config.json"
-    config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = cfg["base_name"]
-    config_file.write_text(json.dumps(config, indent=2))
+    adapter = save_adapter(model, out, cfg["base_name"])
     emit(event="done", val_loss=None, seconds=round(time.perf_counter() - t0, 1), adapter=str(adapter))
     return 0
 

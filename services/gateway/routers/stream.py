@@ -119,34 +119,25 @@ async def _sse(stream: Stream, start: int, ping_s: float) -> EventSourceResponse
     return EventSourceResponse(gen(), ping=int(ping_s))
 
 
+Resume = Annotated[int | None, Header(ge=0)]  # the Last-Event-ID header
+
+
 @router.get("/runs/{run_id}/events")
-async def sse_events(
-    run_id: str,
-    db: DB,
-    user: CurrentUser,
-    settings: Settings,
-    after: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-) -> EventSourceResponse:
+async def sse_events(run_id: str, db: DB, user: CurrentUser, settings: Settings,
+                     after: Annotated[int, Query(ge=0)] = 0, last_event_id: Resume = None) -> EventSourceResponse:
     """Server-Sent Events; resume with the Last-Event-ID header (or ?after=N)."""
     runs.get_run(db, run_id, user)
     db.close()
-    return await _sse(run_stream(run_id), last_event_id if last_event_id is not None else after, settings.sse_ping_s)
+    return await _sse(run_stream(run_id), after if last_event_id is None else last_event_id, settings.sse_ping_s)
 
 
 @router.get("/training/jobs/{job_id}/events")
-async def sse_job_events(
-    job_id: str,
-    db: DB,
-    user: CurrentUser,
-    settings: Settings,
-    after: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-) -> EventSourceResponse:
+async def sse_job_events(job_id: str, db: DB, user: CurrentUser, settings: Settings,
+                         after: Annotated[int, Query(ge=0)] = 0, last_event_id: Resume = None) -> EventSourceResponse:
     """A training job's events (queued, phase, progress with step/loss/eta, finished) as Server-Sent Events."""
     training.get_job(db, job_id, user)
     db.close()
-    return await _sse(job_stream(job_id), last_event_id if last_event_id is not None else after, settings.sse_ping_s)
+    return await _sse(job_stream(job_id), after if last_event_id is None else last_event_id, settings.sse_ping_s)
 
 
 def _ws_token(websocket: WebSocket) -> str | None:

@@ -172,6 +172,9 @@ def test_a_run_samples_at_its_own_temperature(fara_stack, pages) -> None:  # noq
             wait_terminal(api, resp.json()["id"], timeout=60)
         assert [b["temperature"] for b in model.requests[before:]] == [0.7, 0.0]
         for bad in ({"temperature": 2.5}, {"temperature": -1}, {"policy": "replay", "temperature": 0.5,
-                                                                 "actions": [{"name": "finish", "answer": ""}]}):
+                                                                 "actions": [{"name": "finish", "answer": ""}]},
+                    {"purpose": "eval"},  # an eval run needs an env to be scored by
+                    {"purpose": "eval", "temperature": 0.5, "env": {"type": "miniwob", "task": "click-test", "seed": 1}},
+                    {"purpose": "training"}):
             resp = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/vision.html", **bad})
             assert resp.status_code == 422, resp.text

@@ -111,23 +111,25 @@ class LearnClient:
 
 
 def episodes(client: LearnClient, cfg: LearnConfig, label: str, seeds: list[int], model: str | None,
-             temperature: float, purpose: str, progress: Progress) -> dict[str, list[int]]:
-    """Queue every (task, seed) episode at once, wait for all; {task: [rewarded, episodes]}."""
+             temperature: float, purpose: str, progress: Progress) -> tuple[dict[str, list[int]], str]:
+    """Queue every (task, seed) episode at once, wait for all; ({task: [rewarded, episodes]}, the model that ran)."""
     ids = [(task, client.start_run(task, seed, model, temperature, cfg.max_steps, purpose))
            for task in cfg.tasks for seed in seeds]
     table = {t: [0, 0] for t in cfg.tasks}
     pending = {run_id: task for task, run_id in ids}
+    ran = model or ""
     progress(label, 0, len(ids))
     while pending:
         time.sleep(cfg.poll_s)
         for run_id in list(pending):
             run = client.run(run_id)
             if run["status"] in TERMINAL:
+                ran = run.get("model") or ran  # `model` None runs what serves by default: the run says which
                 task = pending.pop(run_id)
                 table[task][0] += int((run.get("reward") or 0) > 0)
                 table[task][1] += 1
         progress(label, len(ids) - len(pending), len(ids))
-    return table
+    return table, ran
 
 
 def job_body(cfg: LearnConfig, since: datetime) -> dict[str, Any]:
@@ -184,21 +186,21 @@ def learn(client: LearnClient, cfg: LearnConfig, progress: Progress,
                               "started_at": since.isoformat(), "rounds": []}
     serving = client.serving(cfg.name)
     t0 = time.perf_counter()
-    current = episodes(client, cfg, "baseline", cfg.eval_seeds, serving, 0.0, "eval", progress)
-    report["baseline"] = overall(current) | {"model": serving or "default", "tasks": task_rows(current),
+    current, ran = episodes(client, cfg, "baseline", cfg.eval_seeds, serving, 0.0, "eval", progress)
+    report["baseline"] = overall(current) | {"model": ran, "tasks": task_rows(current),
                                              "minutes": round((time.perf_counter() - t0) / 60, 2)}
     report["baseline_success_rate"] = report["baseline"]["success_rate"]
     rewarded = 0
     for round_no in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
-        collected = episodes(client, cfg, f"round {round_no}: collecting", cfg.collect_seeds(round_no), serving,
-                             cfg.temperature, "task", progress)
+        collected, _ = episodes(client, cfg, f"round {round_no}: collecting", cfg.collect_seeds(round_no), serving,
+                                cfg.temperature, "task", progress)
         minutes: dict[str, float] = {"collect": round((time.perf_counter() - t0) / 60, 2)}
         row: dict[str, Any] = {"round": round_no, "collected": task_rows(collected)}
         rewarded += sum(k for k, _n in collected.values())
         if not rewarded:
             # Nothing rewarded yet: no data to learn from; the serving model stays.
-            row |= {"job": None, "model": serving or report["baseline"]["model"], "promoted": False,
+            row |= {"job": None, "model": serving or ran, "promoted": False,
                     "gate": "not trained: no rewarded episode collected yet", **overall(current),
                     "tasks": task_rows(current)}
         else:

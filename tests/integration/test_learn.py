@@ -32,6 +32,7 @@ def test_a_round_measures_a_baseline_trains_gates_and_serves_the_winner(api: htt
                          "--eval-seeds", "7", "--steps", "2", "--name", "looped", "--gate-margin", "-1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert report["baseline"]["episodes"] == 1 and report["baseline"]["tasks"][0]["task"] == "click-test"
+    assert report["baseline"]["model"] == "smollm2-135m-instruct"  # what served by default
     assert report["baseline_success_rate"] == report["baseline"]["success_rate"]
     (row,) = report["rounds"]
     assert row["collected"][0]["episodes"] == 2 and row["collected"][0]["successes"] >= 1
@@ -66,6 +67,7 @@ def test_a_round_with_nothing_rewarded_keeps_the_serving_model(stack: Stack, tra
     (row,) = report["rounds"]
     assert row["collected"][0] == {**row["collected"][0], "successes": 0, "episodes": 1}
     assert row["job"] is None and row["promoted"] is False and row["gate"].startswith("not trained")
+    assert row["model"] == report["baseline"]["model"] == "smollm2-135m-instruct"
     assert row["success_rate"] == report["baseline_success_rate"] == 0.0
 
 

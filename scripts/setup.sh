@@ -23,6 +23,8 @@ fi
 chromium="${SPARKPILOT_CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || apt_install chromium
 [ -x "$chromium" ] || die "Chromium not found at $chromium"
+# The Coder agent's sandbox (services/worker/sandbox.py): bubblewrap namespaces.
+command -v bwrap >/dev/null || apt_install bubblewrap
 # The tests cross-check their compose resolver against a real `docker-compose config` (Debian's v1; no engine needed).
 if [ -n "$extras" ]; then command -v docker-compose >/dev/null || apt_install docker-compose; fi
 

@@ -1,0 +1,106 @@
+"""The Coder's sandbox with real bubblewrap namespaces and rlimits: each escape attempt is contained and reported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.worker.sandbox import SandboxLimits, SandboxUnavailable, available, run_python
+from tests.helpers import wait_for
+
+LIMITS = SandboxLimits(cpu_s=2, memory_mb=256, processes=16, file_mb=1, wall_s=8)
+
+
+@pytest.fixture
+def workspace() -> Iterator[Path]:
+    """A run workspace the sandbox user can reach (pytest's tmp folders are private to root)."""
+    parent = Path(tempfile.mkdtemp(prefix="sparkpilot-sandbox-"))
+    os.chmod(parent, 0o711)
+    yield parent / "ws"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_bubblewrap_is_installed_and_works_here() -> None:
+    assert available()  # scripts/setup.sh installs it; without it the Coder has no sandbox
+
+
+def _nobody_processes() -> list[str]:
+    out = subprocess.run(["ps", "-u", "65534", "-o", "pid="], capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def test_a_program_computes_and_writes_into_its_workspace(workspace: Path) -> None:
+    workspace.mkdir()
+    (workspace / "in.txt").write_text("3 4 5")
+    result = run_python("nums = [int(x) for x in open('in.txt').read().split()]\n"
+                        "open('sum.txt', 'w').write(str(sum(nums)))\nprint('sum', sum(nums))", workspace, LIMITS)
+    assert result.ok and result.stdout.strip() == "sum 12" and result.files == ["sum.txt"]
+    assert (workspace / "sum.txt").read_text() == "12"
+
+
+def test_the_network_is_unreachable(workspace: Path, stack) -> None:  # noqa: ANN001 - a real gateway on loopback
+    code = f"import urllib.request\nurllib.request.urlopen({stack.base_url + '/health'!r}, timeout=3)"
+    result = run_python(code, workspace, LIMITS)
+    assert result.exit_code != 0 and "URLError" in result.stderr
+    # The same request from outside the sandbox succeeds: it is the sandbox that cut it off.
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=10).returncode == 0
+
+
+def test_nothing_outside_the_workspace_is_written_or_visible(workspace: Path, tmp_path: Path) -> None:
+    assert tmp_path.exists()
+    marker = f"escape-{uuid.uuid4().hex}"
+    code = (f"import os\nopen('/tmp/{marker}', 'w').write('x')\n"
+            f"print(os.path.exists({str(tmp_path)!r}), os.path.exists('/root'), os.path.exists({os.getcwd()!r}))\n"
+            "open('/etc/evil', 'w')")
+    result = run_python(code, workspace, LIMITS)
+    assert result.stdout.split() == ["False", "False", "False"]  # the host's folders, the repo, root's home: absent
+    assert "Read-only file system" in result.stderr and result.exit_code == 1
+    assert not Path(f"/tmp/{marker}").exists() and not Path("/etc/evil").exists()  # its /tmp was its own
+    assert result.files == []
+
+
+def test_a_secret_in_the_environment_does_not_reach_the_program(workspace: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SPARKPILOT_ADMIN_TOKEN", "sp_secret_value")
+    result = run_python("import os; print(sorted(os.environ))", workspace, LIMITS)
+    assert "SPARKPILOT_ADMIN_TOKEN" not in result.stdout and "sp_secret_value" not in result.stdout
+
+
+def test_a_fork_bomb_is_capped_and_leaves_nothing_behind(workspace: Path) -> None:
+    code = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    result = run_python(code, workspace, LIMITS)
+    assert result.limit in ("wall", "cpu") and result.exit_code != 0
+    wait_for(lambda: _nobody_processes() == [], 5, "the PID namespace torn down")  # the kernel kills it after its init
+
+
+def test_ten_gigabytes_are_refused(workspace: Path) -> None:
+    result = run_python("x = bytearray(10 * 1024 ** 3)", workspace, LIMITS)
+    assert result.limit == "memory" and "MemoryError" in result.stderr
+
+
+def test_an_infinite_loop_stops_at_the_cpu_limit(workspace: Path) -> None:
+    result = run_python("while True:\n    pass", workspace, LIMITS)
+    assert result.limit == "cpu" and result.seconds < LIMITS.wall_s
+
+
+def test_a_sleeper_stops_at_the_wall_clock(workspace: Path) -> None:
+    result = run_python("import time\ntime.sleep(60)", workspace, SandboxLimits(wall_s=2))
+    assert result.limit == "wall" and result.exit_code < 0 and 2 <= result.seconds < 10
+    wait_for(lambda: _nobody_processes() == [], 5, "the PID namespace torn down")
+
+
+def test_a_workspace_the_sandbox_user_cannot_reach_is_refused_with_the_reason(tmp_path: Path) -> None:
+    with pytest.raises(SandboxUnavailable, match="not world-searchable"):
+        run_python("print(1)", tmp_path / "private", LIMITS)
+
+
+def test_a_file_past_the_size_limit_is_cut(workspace: Path) -> None:
+    result = run_python("open('big', 'wb').write(b'x' * 5 * 1024 * 1024)", workspace, LIMITS)
+    assert result.limit == "file_size" and (workspace / "big").stat().st_size <= 1024 * 1024

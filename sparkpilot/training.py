@@ -68,7 +68,10 @@ def request_cancel(session: Session, job_id: str, user: User) -> TrainingJob:
     job = get_job(session, job_id, user)
     if job.status in JOB_TERMINAL:
         raise Conflict(f"training job {job_id} already {job.status.value}", code="job_finished")
-    if not finish_job(session, job_id, JobStatus.cancelled, CANCELLED):
+    if _transition(session, job_id, {JobStatus.queued}, status=JobStatus.cancelled, reason=CANCELLED,
+                   finished_at=utcnow()):
+        add_job_event(session, job_id, "job.cancelled", {"reason": CANCELLED})
+    else:  # running: the trainer stops at its next check and ends the job itself
         _transition(session, job_id, {JobStatus.running}, cancel_requested=True)
     session.refresh(job)
     return job

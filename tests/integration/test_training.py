@@ -11,9 +11,10 @@ import asyncio
 import io
 import json
 import os
-import tarfile
 import re
 import signal
+import subprocess
+import tarfile
 import time
 
 import httpx

@@ -80,11 +80,17 @@ def test_a_rolled_back_event_is_never_published(db, admin) -> None:  # noqa: ANN
     assert [e.type for e in list_job_events(db, job.id)] == ["job.queued", "job.progress"]
 
 
-def test_cancelling_a_queued_job_ends_its_stream(db, admin) -> None:  # noqa: ANN001
+def test_cancelling_a_queued_job_ends_its_stream_and_a_running_one_is_only_asked(db, admin) -> None:  # noqa: ANN001
     job = _job(db, admin)
     training.request_cancel(db, job.id, admin)
     db.commit()
     assert [e.type for e in list_job_events(db, job.id)] == ["job.queued", "job.cancelled"]
+    running = _job(db, admin)
+    training.claim_job(db, running.id, "host:1", 3)
+    job = training.request_cancel(db, running.id, admin)
+    db.commit()
+    assert job.status is JobStatus.running and job.cancel_requested  # the trainer ends it at its next check
+    assert [e.type for e in list_job_events(db, running.id)] == ["job.queued", "job.started"]
 
 
 def _eval_run(db, admin, seed: int, model: str, status: RunStatus, purpose: str | None = "eval",  # noqa: ANN001, ANN202

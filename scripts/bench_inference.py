@@ -21,7 +21,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.bench_platform import env_file_token  # noqa: E402
 from sparkpilot.stats import pct  # noqa: E402
-from sparkpilot.policy import PolicyClient  # noqa: E402
+from sparkpilot.llm_client import LLMClient  # noqa: E402
 from sparkpilot.settings import get_settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,7 @@ PROMPT = "Describe, in three sentences, how a web browser loads a page."
 
 async def direct_round(url: str, model: str, concurrency: int, max_tokens: int) -> dict:
     """`concurrency` requests at once straight to vLLM through the policy client."""
-    async with PolicyClient(url, model, timeout_s=600) as client:
+    async with LLMClient(url, model, timeout_s=600) as client:
         t0 = time.perf_counter()
         outs = await asyncio.gather(*(client.complete([{"role": "user", "content": PROMPT}], max_tokens=max_tokens,
                                                       temperature=0.0) for _ in range(concurrency)))
@@ -49,7 +49,7 @@ async def direct_round(url: str, model: str, concurrency: int, max_tokens: int) 
 async def overhead(url: str, model: str, base_url: str, token: str, n: int, max_tokens: int) -> dict:
     """Mean latency of n sequential identical requests via the gateway and directly; their ratio."""
     direct, gateway = [], []
-    async with PolicyClient(url, model, timeout_s=600) as client, httpx.AsyncClient(
+    async with LLMClient(url, model, timeout_s=600) as client, httpx.AsyncClient(
         base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=600
     ) as api:
         for _ in range(n):  # interleaved, so drift on the machine hits both sides alike

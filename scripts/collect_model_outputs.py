@@ -15,7 +15,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from sparkpilot.policy import PolicyClient
+from sparkpilot.llm_client import LLMClient
 
 SYSTEM_BARE = (
     "You are a web agent. You see a goal and a list of page elements, each with an id in "
@@ -62,7 +62,7 @@ async def collect(base_url: str, model: str, samples: int, concurrency: int) -> 
     names = list(PROMPTS)
     jobs = [(names[i % len(names)], (i // len(names)) % 2 == 0) for i in range(samples)]
     sem = asyncio.Semaphore(concurrency)
-    async with PolicyClient(base_url, model, timeout_s=300) as client:
+    async with LLMClient(base_url, model, timeout_s=300) as client:
         async def one(pid: str, example: bool) -> dict[str, str]:
             async with sem:
                 out = await client.complete(messages_for(pid, example), max_tokens=120, temperature=0.7)

@@ -112,8 +112,8 @@ def bench_miniwob(
     from rich.progress import Progress
     from rich.table import Table
 
-    from services.worker import bench
-    from services.worker.agent.miniwob import list_tasks
+    from agent import bench
+    from agent.miniwob import list_tasks
     from sparkpilot.settings import get_gateway_settings, get_worker_settings
 
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] or bench.DEFAULT_TASKS
@@ -191,8 +191,8 @@ def learn_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from services.trainer.learn import TARGET_TASKS, LearnClient, LearnConfig, LearnError, learn
-    from services.worker.agent.miniwob import list_tasks
+    from sparkpilot.learn import TARGET_TASKS, LearnClient, LearnConfig, LearnError, learn
+    from agent.miniwob import list_tasks
     from sparkpilot.settings import get_gateway_settings
 
     task_list = [t.strip() for t in tasks.split(",") if t.strip()] or TARGET_TASKS

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, BaseModelRow, utcnow
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
-from sparkpilot.policy import InferenceError, InferenceUnavailable
+from sparkpilot.llm_client import InferenceError, InferenceUnavailable
 from sparkpilot.redis_client import get_redis
 from sparkpilot.settings import CommonSettings, get_settings
 

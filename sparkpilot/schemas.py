@@ -149,7 +149,7 @@ class EventPublic(BaseModel):
 T = TypeVar("T")
 
 
-class Page(BaseModel, Generic[T]):
+class Paginated(BaseModel, Generic[T]):
     """A page of a list endpoint."""
 
     items: list[T]

@@ -133,7 +133,7 @@ def browser() -> Iterator:
     """A real headless Chromium (Debian's), for tests that drive pages in process."""
     from playwright.sync_api import sync_playwright
 
-    from services.worker.browser import CHROMIUM_ARGS
+    from agent.chromium import CHROMIUM_ARGS
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)

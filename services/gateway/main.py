@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway.errors import envelope, install_error_handlers
 from services.gateway.reaper import reaper_loop
 from services.gateway.routers import health, models, runs, stream, training
-from services.worker.agent.miniwob import html_dir
+from agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
 from sparkpilot.logs import configure_logging

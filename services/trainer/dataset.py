@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.worker.agent.action_space import example_answer
+from agent.action_space import example_answer
 from sparkpilot.trajectory import TrajectoryStep
 
 _ELEMENT = re.compile(r'^\[(\w+)\] \S+(?: "([^"]*)")?', re.M)

@@ -7,20 +7,10 @@ import threading
 
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
+from agent.chromium import CHROMIUM_ARGS
 from sparkpilot.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 
 class BrowserPool:

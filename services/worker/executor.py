@@ -13,11 +13,11 @@ from playwright.sync_api import Error as PlaywrightError
 from redis.exceptions import LockError
 from sqlalchemy import func, select
 
-from services.worker.agent.loop import LoopConfig, run_agent
-from services.worker.agent.policies import ModelPolicy, Policy, ReplayPolicy
+from agent.loop import LoopConfig, run_agent
+from agent.policies import ModelPolicy, Policy, ReplayPolicy
 from services.worker.browser import get_browser_pool
-from services.worker.agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_reward
-from services.worker.agent.observe import bid_salt
+from agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_reward
+from agent.observe import bid_salt
 from services.worker.recorder import WorkerHooks, commit_events, emit
 from sparkpilot import registry, runs, trajectory
 from sparkpilot.errors import SparkpilotError

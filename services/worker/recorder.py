@@ -9,7 +9,7 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
 
-from services.worker.agent.loop import Hooks, Outcome, StepRecord
+from agent.loop import Hooks, Outcome, StepRecord
 from services.worker.browser import BrowserPool
 from sparkpilot.db.models import Step
 from sparkpilot.db.session import session_scope

@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from services.worker.browser import CHROMIUM_ARGS
+from agent.chromium import CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.worker.agent.loop import Hooks, LoopConfig, StepRecord, run_agent
-from services.worker.agent.observe import observe
-from services.worker.agent.policies import Decision, ReplayPolicy
+from agent.loop import Hooks, LoopConfig, StepRecord, run_agent
+from agent.observe import observe
+from agent.policies import Decision, ReplayPolicy
 
 
 class Recorder(Hooks):
@@ -146,7 +146,7 @@ def test_repeating_the_same_action_is_stopped(page) -> None:
 
 
 def test_model_policy_errors_end_the_run_with_a_reason(page) -> None:
-    from sparkpilot.policy import InferenceUnavailable
+    from sparkpilot.llm_client import InferenceUnavailable
 
     class Down:
         name = "down"

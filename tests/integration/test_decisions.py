@@ -6,10 +6,10 @@ import json
 
 import asyncio
 
-from services.worker.agent.action_space import build_action_space, target_name
-from services.worker.agent.observe import observe
-from services.worker.agent.policies import ModelPolicy
-from services.worker.agent.prompt import build_messages, fit_messages
+from agent.action_space import build_action_space, target_name
+from agent.observe import observe
+from agent.policies import ModelPolicy
+from agent.prompt import build_messages, fit_messages
 
 MODEL = "smollm2-135m-instruct"
 

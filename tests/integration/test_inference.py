@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from sparkpilot.errors import NotFound
-from sparkpilot.policy import InferenceUnavailable, PolicyClient
+from sparkpilot.llm_client import InferenceUnavailable, LLMClient
 from sparkpilot.settings import get_settings
 from tests.helpers import free_port
 
@@ -28,7 +28,7 @@ def _run(coro):  # noqa: ANN001, ANN202
 
 
 async def _complete(url: str, **kw):  # noqa: ANN003, ANN202
-    async with PolicyClient(url, get_settings().inference_model, timeout_s=120) as client:
+    async with LLMClient(url, get_settings().inference_model, timeout_s=120) as client:
         return await client.complete(**kw)
 
 
@@ -51,7 +51,7 @@ def test_json_schema_output_parses_against_the_schema(vllm, settings_env) -> Non
 
 def test_unknown_model_is_not_found(vllm, settings_env) -> None:
     async def go():  # noqa: ANN202
-        async with PolicyClient(vllm, "no-such-model") as client:
+        async with LLMClient(vllm, "no-such-model") as client:
             return await client.complete([{"role": "user", "content": "hi"}], max_tokens=4)
 
     with pytest.raises(NotFound) as exc:
@@ -63,7 +63,7 @@ def test_unreachable_server_is_a_typed_error_after_retries(settings_env) -> None
     url = f"http://127.0.0.1:{free_port()}/v1"
 
     async def go():  # noqa: ANN202
-        async with PolicyClient(url, "m", retries=3) as client:
+        async with LLMClient(url, "m", retries=3) as client:
             return await client.complete([{"role": "user", "content": "hi"}])
 
     t0 = time.time()

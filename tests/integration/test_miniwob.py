@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from services.worker.agent.miniwob import (
+from agent.miniwob import (
     MiniwobEpisode,
     MiniwobServer,
     html_dir,
@@ -198,7 +198,7 @@ def test_reset_vs_reload_timing(page: Page, server: MiniwobServer) -> None:
 
 
 def test_ids_differ_between_two_episodes_of_the_same_task(page: Page, server: MiniwobServer) -> None:
-    from services.worker.agent.observe import bid_salt, observe
+    from agent.observe import bid_salt, observe
 
     ep = MiniwobEpisode(page)
     ids = []

@@ -7,9 +7,9 @@ import json
 import pytest
 from playwright.sync_api import sync_playwright
 
-from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer
-from services.worker.agent.observe import observe
-from services.worker.browser import CHROMIUM_ARGS
+from agent.miniwob import MiniwobEpisode, MiniwobServer
+from agent.observe import observe
+from agent.chromium import CHROMIUM_ARGS
 from tests.helpers import wait_terminal
 
 SEED = 3

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer
-from services.worker.browser import CHROMIUM_ARGS
+from agent.miniwob import MiniwobEpisode, MiniwobServer
+from agent.chromium import CHROMIUM_ARGS
 from tests.helpers import BIN, ROOT, Stack, free_port, wait_for, wait_terminal, ws_collect
 
 TASK = "click-button"

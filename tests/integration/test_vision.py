@@ -20,7 +20,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from services.worker.agent.vision import smart_resize
+from agent.vision import smart_resize
 from tests.helpers import Stack, wait_terminal
 from tests.scripted_model import ScriptedModel
 

@@ -1,9 +1,9 @@
 """The action registry, the parser's table and the per-step action space describe the same actions."""
 
-from services.worker.agent.action_space import build_action_space
-from services.worker.agent.actions import REGISTRY
-from services.worker.agent.observe import Observation
-from services.worker.agent.parse import ACTION_PARAMS, parse_action
+from agent.action_space import build_action_space
+from agent.actions import REGISTRY
+from agent.observe import Observation
+from agent.parse import ACTION_PARAMS, parse_action
 
 
 def _el(bid: str, tag: str, **kw) -> dict:

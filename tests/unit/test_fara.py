@@ -8,12 +8,12 @@ import json
 import pytest
 from PIL import Image
 
-from services.worker.agent.dialects import JsonDialect, Turn, dialect_for
-from services.worker.agent.fara import FaraDialect, parse_fara, system_prompt, trim_url
-from services.worker.agent.observe import Observation
-from services.worker.agent.parse import ParseError
-from services.worker.agent.prompt import PromptTooLong
-from services.worker.agent.vision import Screen, encode_screen, smart_resize
+from agent.dialects import JsonDialect, Turn, dialect_for
+from agent.fara import FaraDialect, parse_fara, system_prompt, trim_url
+from agent.observe import Observation
+from agent.parse import ParseError
+from agent.prompt import PromptTooLong
+from agent.vision import Screen, encode_screen, smart_resize
 from sparkpilot.profiles import ModelProfile, TEXT_DEFAULT, profile_for
 
 FARA = ModelProfile(match="*fara*", input="text+image", actions="coordinates", answer="fara",
@@ -79,7 +79,7 @@ def test_encode_screen_resizes_and_keeps_the_scale() -> None:
 
 
 def test_a_screenshot_already_on_the_grid_is_sent_as_taken() -> None:
-    from services.worker.agent.vision import png_size
+    from agent.vision import png_size
 
     raw = png(1428, 896)
     assert png_size(raw) == (1428, 896)
@@ -255,7 +255,7 @@ def test_profiles_pick_the_dialect_by_model_name(tmp_path) -> None:  # noqa: ANN
 
 
 def test_json_dialect_attaches_the_screenshot_for_a_text_plus_image_model() -> None:
-    from services.worker.agent.action_space import build_action_space
+    from agent.action_space import build_action_space
 
     o = obs(size=(640, 400))
     o.elements = [{"bid": "12", "tag": "button", "role": "", "text": "Go", "visible": True, "in_viewport": True,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.worker.agent.parse import (
+from agent.parse import (
     ACTION_PARAMS,
     ParsedAction,
     ParseError,

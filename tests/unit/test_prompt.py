@@ -2,9 +2,9 @@
 
 import pytest
 
-from services.worker.agent.action_space import build_action_space
-from services.worker.agent.observe import Observation
-from services.worker.agent.prompt import PromptTooLong, build_messages, fit_messages, system_prompt
+from agent.action_space import build_action_space
+from agent.observe import Observation
+from agent.prompt import PromptTooLong, build_messages, fit_messages, system_prompt
 
 
 def _obs(n_elements: int, text_len: int) -> Observation:

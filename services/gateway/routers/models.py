@@ -14,7 +14,7 @@ from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
 from sparkpilot import registry
 from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, BaseModelRow
 from sparkpilot.errors import NotFound
-from sparkpilot.policy import PolicyClient
+from sparkpilot.llm_client import LLMClient
 from sparkpilot.profiles import served_profile
 from sparkpilot.schemas import AdapterCreate, CachePublic, InferenceRequest, InferenceResult, ModelPublic
 from sparkpilot.settings import GatewaySettings
@@ -101,14 +101,14 @@ def cache_state(db: DB, _user: CurrentUser, settings: Settings) -> CachePublic:
     return CachePublic(max_loras=settings.max_loras, loaded=[r.served_name for r in loaded], **registry.adapter_cache(settings).stats())
 
 
-_client: PolicyClient | None = None
+_client: LLMClient | None = None
 
 
-def shared_client(settings: GatewaySettings) -> PolicyClient:
+def shared_client(settings: GatewaySettings) -> LLMClient:
     """One policy client (connection pool) for the gateway process, made on first use."""
     global _client
     if _client is None:
-        _client = PolicyClient(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
+        _client = LLMClient(settings.inference_url, settings.inference_model, settings.inference_timeout_s,
                                settings.inference_retries)
     return _client
 

@@ -15,7 +15,7 @@ from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.errors import NotFound
 from sparkpilot.events import publish
 from sparkpilot.redis_client import get_redis
-from sparkpilot.schemas import Page, RunCreate, RunPublic, StepPublic
+from sparkpilot.schemas import Paginated, RunCreate, RunPublic, StepPublic
 from sparkpilot.trajectory import TrajectoryStep, run_records
 from sparkpilot.urls import check_start_url
 
@@ -43,7 +43,7 @@ def create_run(body: RunCreate, db: DB, user: CurrentUser, settings: Settings) -
     return run
 
 
-@router.get("", response_model=Page[RunPublic])
+@router.get("", response_model=Paginated[RunPublic])
 def list_runs(
     db: DB,
     user: CurrentUser,

@@ -13,13 +13,13 @@ from sqlalchemy import select
 
 from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
 from services.trainer.dataset import completion_for
-from services.worker.agent.miniwob import html_dir
+from agent.miniwob import html_dir
 from sparkpilot import registry, training
 from sparkpilot.db.models import RunStatus, TrainingDataset, User
 from sparkpilot.errors import InvalidInput, NotFound
 from sparkpilot.queue import enqueue_job
 from sparkpilot.redis_client import get_redis
-from sparkpilot.schemas import DatasetPublic, Page, TrainingJobCreate, TrainingJobPublic, TrainingMetrics
+from sparkpilot.schemas import DatasetPublic, Paginated, TrainingJobCreate, TrainingJobPublic, TrainingMetrics
 from sparkpilot.trajectory import TrajectoryFilter, iter_records, parse_upload, read_jsonl
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"])
@@ -100,12 +100,12 @@ def list_datasets(db: DB, user: CurrentUser) -> list[DatasetPublic]:
     return [DatasetPublic.model_validate(r) for r in db.scalars(query)]
 
 
-@router.get("/jobs", response_model=Page[TrainingJobPublic])
+@router.get("/jobs", response_model=Paginated[TrainingJobPublic])
 def list_jobs(db: DB, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> Page[TrainingJobPublic]:
+              offset: Annotated[int, Query(ge=0)] = 0) -> Paginated[TrainingJobPublic]:
     """Training jobs, newest first (an admin sees every job)."""
     rows, total = training.list_jobs(db, user, limit, offset)
-    return Page(items=[TrainingJobPublic.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+    return Paginated(items=[TrainingJobPublic.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/jobs/{job_id}", response_model=TrainingJobPublic)

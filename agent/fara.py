@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from services.worker.agent.action_space import ActionSpace
-from services.worker.agent.dialects import Prompt, Turn, image_ref
-from services.worker.agent.observe import Observation
-from services.worker.agent.parse import ParsedAction, ParseError
-from services.worker.agent.prompt import CHARS_PER_TOKEN, PromptTooLong
-from services.worker.agent.vision import Screen, encode_screen
+from agent.action_space import ActionSpace
+from agent.dialects import Prompt, Turn, image_ref
+from agent.observe import Observation
+from agent.parse import ParsedAction, ParseError
+from agent.prompt import CHARS_PER_TOKEN, PromptTooLong
+from agent.vision import Screen, encode_screen
 from sparkpilot.profiles import ModelProfile
 
 SYSTEM_TEMPLATE = Path(__file__).with_name("fara_system.txt").read_text()

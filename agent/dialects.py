@@ -2,7 +2,7 @@
 
 `json` is ours: the element list with ids, answers constrained to the step's JSON schema (the
 embedded text model; with `input: text+image` the screenshot is attached too). `fara` is
-Fara-7B's own: screenshots, `<tool_call>` answers in image pixels (services/worker/agent/fara.py).
+Fara-7B's own: screenshots, `<tool_call>` answers in image pixels (agent/fara.py).
 Which one a run uses follows the served model's profile (config/models.json).
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.worker.agent.action_space import ActionSpace
-from services.worker.agent.observe import Observation
-from services.worker.agent.parse import ParsedAction, parse_action
-from services.worker.agent.prompt import build_messages, fit_messages
-from services.worker.agent.vision import encode_screen
+from agent.action_space import ActionSpace
+from agent.observe import Observation
+from agent.parse import ParsedAction, parse_action
+from agent.prompt import build_messages, fit_messages
+from agent.vision import encode_screen
 from sparkpilot.profiles import ModelProfile, TEXT_DEFAULT
 
 
@@ -99,7 +99,7 @@ class JsonDialect:
 def dialect_for(profile: ModelProfile) -> Dialect:
     """A new dialect (per run: it may cache the run's screenshots) for a model with this profile."""
     if profile.answer == "fara":
-        from services.worker.agent.fara import FaraDialect
+        from agent.fara import FaraDialect
 
         return FaraDialect(profile)
     return JsonDialect(profile)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from services.worker.agent.observe import Observation
+from agent.observe import Observation
 
 REPEAT_FEEDBACK_AT = 3
 REPEAT_STOP_AT = 5

@@ -61,7 +61,7 @@ class Completion:
         return json.loads(self.text)
 
 
-class PolicyClient:
+class LLMClient:
     """Chat completions against `base_url` (…/v1), streamed so time to first token is measured."""
 
     def __init__(self, base_url: str, model: str, timeout_s: float = 60.0, retries: int = 3,
@@ -80,7 +80,7 @@ class PolicyClient:
         """Close the HTTP connection pool."""
         await self._client.aclose()
 
-    async def __aenter__(self) -> "PolicyClient":
+    async def __aenter__(self) -> "LLMClient":
         return self
 
     async def __aexit__(self, *_exc: object) -> None:

@@ -10,16 +10,16 @@ from typing import Any
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
-from services.worker.agent import guards
-from services.worker.agent.action_space import ThoughtMode, build_action_space
-from services.worker.agent.actions import execute
-from services.worker.agent.dialects import Turn, dialect_for
-from services.worker.agent.observe import Observation, observe
-from services.worker.agent.parse import ParseError
-from services.worker.agent.policies import Policy
-from services.worker.agent.prompt import PromptTooLong, describe_action
+from agent import guards
+from agent.action_space import ThoughtMode, build_action_space
+from agent.actions import execute
+from agent.dialects import Turn, dialect_for
+from agent.observe import Observation, observe
+from agent.parse import ParseError
+from agent.policies import Policy
+from agent.prompt import PromptTooLong, describe_action
 from sparkpilot.errors import SparkpilotError
-from sparkpilot.policy import InferenceUnavailable
+from sparkpilot.llm_client import InferenceUnavailable
 from sparkpilot.profiles import TEXT_DEFAULT, ModelProfile
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from services.worker.agent.action_space import ActionSpace, ThoughtMode, example_answer
-from services.worker.agent.observe import Observation, render_elements
+from agent.action_space import ActionSpace, ThoughtMode, example_answer
+from agent.observe import Observation, render_elements
 
 Messages = list[dict[str, str]]
 CHARS_PER_TOKEN = 4  # only for policies without a tokenizer (scripted replay)

@@ -217,7 +217,7 @@ def episode_outcome(episode: MiniwobEpisode):  # noqa: ANN201 - returns loop.Out
     """The loop's outcome once the episode is over (reward > 0 = succeeded), else None."""
     from playwright.sync_api import Error as PlaywrightError
 
-    from services.worker.agent.loop import Outcome
+    from agent.loop import Outcome
 
     try:
         st = episode.status()

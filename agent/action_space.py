@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from services.worker.agent.observe import Observation, role_of
+from agent.observe import Observation, role_of
 
 ThoughtMode = Literal["none", "after"]
 TEXT_INPUT_TYPES = frozenset({"text", "password", "email", "search", "number", "tel", "url", "date", "time",

@@ -12,8 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.worker.agent.action_space import ActionSpace, target_name
-from sparkpilot.policy import PolicyClient
+from agent.action_space import ActionSpace, target_name
+from sparkpilot.llm_client import LLMClient
 
 
 @dataclass
@@ -59,7 +59,7 @@ class ModelPolicy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="policy-loop")
         self._thread.start()
-        self._client = PolicyClient(base_url, model, timeout_s, retries)
+        self._client = LLMClient(base_url, model, timeout_s, retries)
         self.model, self.max_tokens, self.structured = model, max_tokens, structured
         self.temperature = temperature
         self.tokenizer_model = tokenizer_model or model  # adapters share the base model's tokenizer

@@ -17,12 +17,12 @@ import httpx
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
-from services.worker.agent.loop import Hooks, LoopConfig, Outcome, StepRecord, run_agent
-from services.worker.agent.miniwob import MiniwobEpisode, MiniwobServer, episode_outcome
-from services.worker.agent.observe import bid_salt
-from services.worker.agent.policies import ModelPolicy, Policy, ReplayPolicy
+from agent.loop import Hooks, LoopConfig, Outcome, StepRecord, run_agent
+from agent.miniwob import MiniwobEpisode, MiniwobServer, episode_outcome
+from agent.observe import bid_salt
+from agent.policies import ModelPolicy, Policy, ReplayPolicy
 from sparkpilot.profiles import TEXT_DEFAULT, served_profile
-from services.worker.browser import CHROMIUM_ARGS
+from agent.chromium import CHROMIUM_ARGS
 from sparkpilot.settings import WorkerSettings
 from sparkpilot.stats import pct, wilson
 

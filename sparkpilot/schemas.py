@@ -97,6 +97,14 @@ class RunPublic(BaseModel):
     finished_at: datetime | None
 
 
+class RunFilePublic(BaseModel):
+    """A file in a run's files folder."""
+
+    name: str
+    size: int
+    modified_at: datetime
+
+
 class StepPublic(BaseModel):
     """A recorded step as the API shows it."""
 

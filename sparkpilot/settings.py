@@ -68,6 +68,8 @@ class GatewaySettings(CommonSettings):
     """The gateway: API, auth, limits, the lost-run reaper."""
 
     admin_token: str = TEMPLATE_ADMIN_TOKEN
+    # Largest file a person may upload to a run (POST /api/v1/runs/{id}/files).
+    run_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_000_000

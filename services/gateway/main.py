@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,14 +27,28 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-class BodyLimit:
-    """ASGI middleware: 413 with the error envelope for bodies over `max_bytes`."""
+RUN_FILE_UPLOAD = re.compile(r"^/api/v1/runs/[^/]+/files$")
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+
+class BodyLimit:
+    """ASGI middleware: 413 with the error envelope for bodies over `max_bytes`.
+
+    A run-file upload is streamed to disk by its route, which enforces its own cap (`upload_bytes`);
+    here it is only held to that cap's Content-Length.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
+        self.app, self.max_bytes, self.upload_bytes = app, max_bytes, upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if scope["method"] == "POST" and RUN_FILE_UPLOAD.match(scope["path"]):
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self.upload_bytes:
+                resp = envelope(413, f"the file is larger than {self.upload_bytes} bytes "
+                                     "(SPARKPILOT_RUN_FILE_MAX_BYTES)", "file_too_large")
+                return await resp(scope, receive, send)
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit():
@@ -105,7 +120,7 @@ def create_app() -> FastAPI:
     # e.g. http://gateway:8000/benchmarks/miniwob/click-button.html under compose.
     app.mount("/benchmarks", StaticFiles(directory=html_dir()), name="benchmarks")
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.run_file_max_bytes)
     return app
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
 from services.gateway.deps import DB, CurrentUser, Settings
 from sparkpilot.queue import enqueue_run
-from sparkpilot import registry, runs
+from sparkpilot import registry, run_files, runs
 from sparkpilot.db.models import Run, RunStatus, Step
-from sparkpilot.errors import NotFound
+from sparkpilot.errors import Conflict, NotFound
 from sparkpilot.events import publish
 from sparkpilot.redis_client import get_redis
-from sparkpilot.schemas import Paginated, RunCreate, RunPublic, StepPublic
+from sparkpilot.schemas import Paginated, RunCreate, RunFilePublic, RunPublic, StepPublic
 from sparkpilot.trajectory import TrajectoryStep, run_records
 from sparkpilot.urls import check_start_url
 
@@ -102,3 +102,30 @@ def step_screenshot(run_id: str, index: int, db: DB, user: CurrentUser, settings
     if path is None or not path.is_file():
         raise NotFound(f"step {index} of run {run_id} has no screenshot", code="no_screenshot")
     return FileResponse(path, media_type="image/png")
+
+
+@router.get("/{run_id}/files", response_model=list[RunFilePublic])
+def list_run_files(run_id: str, db: DB, user: CurrentUser, settings: Settings) -> list[RunFilePublic]:
+    """The run's files: what was uploaded and what its agents wrote."""
+    runs.get_run(db, run_id, user)
+    return run_files.list_files(run_files.files_dir(settings, run_id))
+
+
+@router.post("/{run_id}/files", status_code=201, response_model=RunFilePublic)
+async def upload_run_file(run_id: str, request: Request, db: DB, user: CurrentUser, settings: Settings,
+                          name: Annotated[str, Query(min_length=1, max_length=128)]) -> RunFilePublic:
+    """Upload the body as the file `name` (replacing one of that name); 413 past SPARKPILOT_RUN_FILE_MAX_BYTES."""
+    run = runs.get_run(db, run_id, user)
+    if run.status.terminal:
+        raise Conflict(f"run {run_id} already {run.status.value}: its inputs can no longer change", code="run_finished")
+    db.close()
+    return await run_files.save_upload(run_files.files_dir(settings, run_id), name, request.stream(),
+                                       settings.run_file_max_bytes)
+
+
+@router.get("/{run_id}/files/{name:path}")
+def download_run_file(run_id: str, name: str, db: DB, user: CurrentUser, settings: Settings) -> FileResponse:
+    """One file of the run, as an attachment."""
+    runs.get_run(db, run_id, user)
+    path = run_files.find(run_files.files_dir(settings, run_id), name)
+    return FileResponse(path, filename=path.name, media_type="application/octet-stream")

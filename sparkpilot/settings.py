@@ -23,7 +23,10 @@ class CommonSettings(BaseSettings):
         env_prefix="SPARKPILOT_", env_file=ENV_FILE, extra="ignore", populate_by_name=True
     )
 
-    env: Literal["dev", "test", "prod"] = "dev"
+    # Which deployment this is: outside "dev" the template's admin token is refused.
+    deployment: Literal["dev", "test", "prod"] = "dev"
+    # The old name of `deployment`: refused with a pointer, so an old .env's "prod" never silently becomes "dev".
+    renamed_env: str | None = Field(default=None, validation_alias="SPARKPILOT_ENV", exclude=True)
     database_url: str = Field(
         default=f"sqlite:///{ROOT / 'workspace' / 'sparkpilot.db'}",
         validation_alias="DATABASE_URL",
@@ -53,6 +56,12 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _refuse_renamed_env(self) -> "CommonSettings":
+        if self.renamed_env is not None:
+            raise ValueError("SPARKPILOT_ENV is now SPARKPILOT_DEPLOYMENT (dev, test or prod); rename it in .env")
+        return self
 
     @property
     def artifacts_dir(self) -> Path:
@@ -89,7 +98,7 @@ class GatewaySettings(CommonSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "GatewaySettings":
-        if self.env != "dev" and self.admin_token in ("", TEMPLATE_ADMIN_TOKEN):
+        if self.deployment != "dev" and self.admin_token in ("", TEMPLATE_ADMIN_TOKEN):
             raise ValueError(
                 "SPARKPILOT_ADMIN_TOKEN is still the template value; set a secret outside dev"
             )

@@ -136,6 +136,8 @@ def env_map(cls: type) -> dict[str, str]:
     prefix = cls.model_config.get("env_prefix", "")
     out = {}
     for name, field in cls.model_fields.items():
+        if field.exclude:  # not a setting: the refusal of a renamed one (e.g. SPARKPILOT_ENV)
+            continue
         alias = field.validation_alias
         out[alias.upper() if isinstance(alias, str) else f"{prefix}{name}".upper()] = name
     return out

@@ -41,7 +41,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPARKPILOT_") and k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({
         "SPARKPILOT_ENV_FILE": str(empty_env),
-        "SPARKPILOT_ENV": "test",
+        "SPARKPILOT_DEPLOYMENT": "test",
         "SPARKPILOT_ADMIN_TOKEN": f"sp_test_admin_{tag}",
         "SPARKPILOT_WORKSPACE_DIR": str(tmp / "workspace"),
         "SPARKPILOT_ADAPTERS_DIR": str(tmp / "workspace" / "adapters"),
@@ -64,7 +64,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings_env(base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+def settings_override(base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Apply the test environment in this process and reset cached settings around the test."""
     from sparkpilot.settings import clear_settings_cache
 

@@ -32,7 +32,7 @@ async def _complete(url: str, **kw):  # noqa: ANN003, ANN202
         return await client.complete(**kw)
 
 
-def test_chat_completion_answers_with_metrics(vllm, settings_env) -> None:
+def test_chat_completion_answers_with_metrics(vllm, settings_override) -> None:
     out = _run(_complete(vllm, messages=[{"role": "user", "content": "Say hello."}], max_tokens=16))
     assert out.text.strip()
     m = out.metrics
@@ -41,7 +41,7 @@ def test_chat_completion_answers_with_metrics(vllm, settings_env) -> None:
     assert 0 < m.ttft_ms <= m.latency_ms
 
 
-def test_json_schema_output_parses_against_the_schema(vllm, settings_env) -> None:
+def test_json_schema_output_parses_against_the_schema(vllm, settings_override) -> None:
     schema = Action.model_json_schema()
     out = _run(_complete(vllm, messages=[{"role": "user", "content": "Click the element with bid 12."}],
                          json_schema=schema, max_tokens=60))
@@ -49,7 +49,7 @@ def test_json_schema_output_parses_against_the_schema(vllm, settings_env) -> Non
     assert action.action in ("click", "fill", "finish")
 
 
-def test_unknown_model_is_not_found(vllm, settings_env) -> None:
+def test_unknown_model_is_not_found(vllm, settings_override) -> None:
     async def go():  # noqa: ANN202
         async with LLMClient(vllm, "no-such-model") as client:
             return await client.complete([{"role": "user", "content": "hi"}], max_tokens=4)
@@ -59,7 +59,7 @@ def test_unknown_model_is_not_found(vllm, settings_env) -> None:
     assert exc.value.code == "model_not_found"
 
 
-def test_unreachable_server_is_a_typed_error_after_retries(settings_env) -> None:
+def test_unreachable_server_is_a_typed_error_after_retries(settings_override) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
 
     async def go():  # noqa: ANN202
@@ -77,7 +77,7 @@ def test_gateway_health_reports_inference(stack) -> None:
     assert httpx.get(stack.base_url + "/health").json()["checks"]["inference"] == "ok"
 
 
-def test_health_says_degraded_when_inference_is_down(settings_env, monkeypatch) -> None:
+def test_health_says_degraded_when_inference_is_down(settings_override, monkeypatch) -> None:
     from services.gateway.routers.health import check_inference
     from sparkpilot.settings import clear_settings_cache
 

@@ -20,7 +20,7 @@ EVAL = {"tasks": ["click-button"], "seeds": [0, 1], "max_steps": 3}
 
 
 @pytest.fixture
-def admin(db, settings_env):  # noqa: ANN001, ANN201
+def admin(db, settings_override):  # noqa: ANN001, ANN201
     user = ensure_admin_token(db, "sp_admin_training_core")
     db.commit()
     return user

@@ -57,7 +57,7 @@ def test_interpolation_regex_finds_every_form_and_skips_escapes() -> None:
 
 def test_env_names_follow_prefix_and_aliases() -> None:
     names = env_names(CommonSettings)
-    assert {"DATABASE_URL", "REDIS_URL", "SPARKPILOT_ENV", "SPARKPILOT_QUEUE_NAME"} <= names
+    assert {"DATABASE_URL", "REDIS_URL", "SPARKPILOT_DEPLOYMENT", "SPARKPILOT_QUEUE_NAME"} <= names
     assert "SPARKPILOT_DATABASE_URL" not in names
 
 
@@ -171,7 +171,7 @@ def test_python_services_point_at_the_compose_network(services: dict) -> None:
         env_file = svc.get("env_file")
         assert [".env", "config/compose.env"] == env_file, f"{name}: .env, then compose.env (which wins)"
         env = svc["environment"]
-        assert env["SPARKPILOT_ENV"] == "prod", name
+        assert env["SPARKPILOT_DEPLOYMENT"] == "prod", name
         assert env["DATABASE_URL"].startswith("postgresql+psycopg://"), name
         assert "@postgres:5432/" in env["DATABASE_URL"], name
         assert env["REDIS_URL"] == "redis://redis:6379/0", name

@@ -202,7 +202,7 @@ def test_template_values_parse(cls: type, monkeypatch: pytest.MonkeyPatch) -> No
     for name in env_names(cls):
         monkeypatch.delenv(name, raising=False)
     settings = cls(_env_file=TEMPLATE)
-    assert settings.env == "dev"
+    assert settings.deployment == "dev"
     fields = env_map(cls)
     checked = 0
     for name, (commented, value, _i) in template_entries().items():

@@ -4,24 +4,35 @@ from pydantic import ValidationError
 from sparkpilot.settings import TEMPLATE_ADMIN_TOKEN, GatewaySettings
 
 
-def test_template_admin_token_refused_outside_dev(settings_env, monkeypatch) -> None:
-    monkeypatch.setenv("SPARKPILOT_ENV", "prod")
+def test_template_admin_token_refused_outside_dev(settings_override, monkeypatch) -> None:
+    monkeypatch.setenv("SPARKPILOT_DEPLOYMENT", "prod")
     monkeypatch.setenv("SPARKPILOT_ADMIN_TOKEN", TEMPLATE_ADMIN_TOKEN)
     with pytest.raises(ValidationError, match="template value"):
         GatewaySettings()
 
 
-def test_template_admin_token_allowed_in_dev(settings_env, monkeypatch) -> None:
-    monkeypatch.setenv("SPARKPILOT_ENV", "dev")
+def test_template_admin_token_allowed_in_dev(settings_override, monkeypatch) -> None:
+    monkeypatch.setenv("SPARKPILOT_DEPLOYMENT", "dev")
     monkeypatch.setenv("SPARKPILOT_ADMIN_TOKEN", TEMPLATE_ADMIN_TOKEN)
     assert GatewaySettings().admin_token == TEMPLATE_ADMIN_TOKEN
 
 
-def test_prefix_list_from_comma_string(settings_env, monkeypatch) -> None:
+def test_prefix_list_from_comma_string(settings_override, monkeypatch) -> None:
     monkeypatch.setenv("SPARKPILOT_ALLOWED_URL_PREFIXES", "file:///a/, file:///b/ ,")
     assert GatewaySettings().allowed_url_prefixes == ["file:///a/", "file:///b/"]
 
 
-def test_redis_keys_are_namespaced(settings_env) -> None:
+def test_redis_keys_are_namespaced(settings_override) -> None:
     s = GatewaySettings()
-    assert s.key("run", "abc", "events") == f"{settings_env['SPARKPILOT_KEY_PREFIX']}:run:abc:events"
+    assert s.key("run", "abc", "events") == f"{settings_override['SPARKPILOT_KEY_PREFIX']}:run:abc:events"
+
+
+def test_the_old_name_of_the_deployment_setting_is_refused_not_ignored(settings_override, monkeypatch) -> None:  # noqa: ANN001
+    from sparkpilot.settings import CommonSettings
+
+    monkeypatch.setenv("SPARKPILOT_ENV", "prod")  # an .env from before the rename: "prod" must not become "dev"
+    with pytest.raises(ValueError, match="SPARKPILOT_ENV is now SPARKPILOT_DEPLOYMENT"):
+        CommonSettings()
+    monkeypatch.delenv("SPARKPILOT_ENV")
+    monkeypatch.setenv("SPARKPILOT_DEPLOYMENT", "prod")
+    assert CommonSettings().deployment == "prod"

@@ -93,6 +93,14 @@ class LearnClient:
         """One run."""
         return self._ok(self.api.get(f"/api/v1/runs/{run_id}"))
 
+    def finished(self, run_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """Those of `run_ids` that have ended: one page of the newest runs, then single reads for any older."""
+        page = self._ok(self.api.get("/api/v1/runs", params={"limit": 200}))["items"]
+        seen = {r["id"]: r for r in page if r["id"] in run_ids}
+        for run_id in run_ids - set(seen):  # pushed off the first page by newer runs
+            seen[run_id] = self.run(run_id)
+        return {i: r for i, r in seen.items() if r["status"] in TERMINAL}
+
     def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Queue a training job."""
         return self._ok(self.api.post("/api/v1/training/jobs", json=body))
@@ -121,13 +129,11 @@ def episodes(client: LearnClient, cfg: LearnConfig, label: str, seeds: list[int]
     progress(label, 0, len(ids))
     while pending:
         time.sleep(cfg.poll_s)
-        for run_id in list(pending):
-            run = client.run(run_id)
-            if run["status"] in TERMINAL:
-                ran = run.get("model") or ran  # `model` None runs what serves by default: the run says which
-                task = pending.pop(run_id)
-                table[task][0] += int((run.get("reward") or 0) > 0)
-                table[task][1] += 1
+        for run_id, run in client.finished(set(pending)).items():
+            ran = run.get("model") or ran  # `model` None runs what serves by default: the run says which
+            task = pending.pop(run_id)
+            table[task][0] += int((run.get("reward") or 0) > 0)
+            table[task][1] += 1
         progress(label, len(ids) - len(pending), len(ids))
     return table, ran
 

@@ -208,8 +208,9 @@ def run_episodes(job: TrainingJob, settings: TrainerSettings, model: str, progre
                 run, _events = runs.create_run(s, user, body, model, spec["max_steps"])
                 run.policy = {"type": "model", "purpose": "eval", "job": job.id}
                 ids.append((task, run.id))
+    reused_ids = set(reused.values())
     for _task, run_id in ids:
-        if run_id not in reused.values():
+        if run_id not in reused_ids:
             enqueue_run(run_id)
     deadline = time.monotonic() + settings.eval_timeout_s
     while True:

@@ -80,6 +80,16 @@ def test_a_fork_bomb_is_capped_and_leaves_nothing_behind(workspace: Path) -> Non
     wait_for(lambda: _nobody_processes() == [], 5, "the PID namespace torn down")  # the kernel kills it after its init
 
 
+def test_the_process_cap_stops_forking(workspace: Path) -> None:
+    # Children stay alive, so every fork counts against the cap; the parent reports how many it made.
+    code = ("import os, time\nn = 0\nwhile True:\n    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+            "    if pid == 0:\n        time.sleep(30)\n        os._exit(0)\n    n += 1\nprint(n)")
+    result = run_python(code, workspace, LIMITS)
+    assert result.exit_code == 0 and result.limit is None, result
+    assert 0 < int(result.stdout) < LIMITS.processes  # bwrap's own processes count too
+    wait_for(lambda: _nobody_processes() == [], 5, "the sleeping children killed with the namespace")
+
+
 def test_ten_gigabytes_are_refused(workspace: Path) -> None:
     result = run_python("x = bytearray(10 * 1024 ** 3)", workspace, LIMITS)
     assert result.limit == "memory" and "MemoryError" in result.stderr

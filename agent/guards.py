@@ -72,6 +72,4 @@ def check(name: str, args: dict, obs: Observation, history: list[dict], allowed:
             el = obs.element(str(last["args"].get("bid")))
             if el is not None and _is_search_box(el):
                 return Verdict(feedback="You typed into a search box but did not submit it; press Enter or click the search button first.")
-    if name == "goto" and not url_allowed(str(args.get("url", "")), allowed):
-        return Verdict(feedback=f"{args.get('url')} is outside this run's allowed domains ({', '.join(allowed)}).")
-    return Verdict()
+    return Verdict()  # leaving the allowed domains is the approval policy's call (agent/approval_policy.py)

@@ -13,6 +13,7 @@ from playwright.sync_api import Page
 from agent import guards
 from agent.action_space import ThoughtMode, build_action_space
 from agent.actions import execute
+from agent.approval_policy import ApprovalPolicy, Judgement
 from agent.dialects import Turn, dialect_for
 from agent.observe import Observation, observe
 from agent.parse import ParseError
@@ -62,6 +63,7 @@ class LoopConfig:
     root: str | None = None  # CSS selector of the task area, when an environment has one
     thought: ThoughtMode = "none"
     profile: ModelProfile = TEXT_DEFAULT  # what the model reads and how it answers (its dialect)
+    approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # which actions need a person's yes
 
 
 class Hooks:
@@ -87,6 +89,10 @@ class Hooks:
     def env_judges_end(self) -> bool:
         """True when an environment, not the agent's finish, decides success."""
         return False
+
+    def ask_approval(self, judgement: Judgement, action: dict[str, Any], obs: Observation) -> tuple[bool, str]:
+        """Ask a person whether `action` may go ahead: (approved, why). No one to ask here: no."""
+        return False, "no one can approve actions in this run"
 
     def relaunch(self) -> Page:
         """A fresh page after a browser crash (raise to give up)."""
@@ -150,6 +156,10 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             error, stop = verdict.feedback, verdict.stop
         t4 = time.perf_counter()
         if action and not error and not stop:
+            error = _approval_error(cfg.approvals.judge_web(action["name"], action["args"], obs, cfg.allowed),
+                                    action, obs, hooks)
+        t_approved = time.perf_counter()
+        if action and not error and not stop:
             result = execute(page, action["name"], action["args"], cfg.action_timeout_ms)
             error = result.error
             if result.message:
@@ -158,7 +168,8 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
         t5 = time.perf_counter()
         env = hooks.env_outcome() if not stop else None
         timings = {"observe": _ms(t1 - t0), "prompt": _ms(t2 - t1), "model": _ms(t3 - t2),
-                   "parse_guard": _ms(t4 - t3), "act": _ms(t5 - t4),
+                   "parse_guard": _ms(t4 - t3), "act": _ms(t5 - t_approved),
+                   **({"approval": _ms(t_approved - t4)} if t_approved - t4 > 0.001 else {}),
                    **{f"observe_{k}": v for k, v in obs.timings_ms.items()}}
         metrics = {"prompt_tokens_counted": prompt.tokens, **decision.metrics}
         hooks.record(StepRecord(index, obs, prompt.record, decision.text, action, error, timings, metrics))
@@ -181,6 +192,16 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
         if failures >= cfg.max_failures:
             return Outcome("failed", f"too many consecutive failures ({failures}); last: {error}")
     return Outcome("failed", f"max_steps ({cfg.max_steps}) reached")
+
+
+def _approval_error(judgement: Judgement | None, action: dict[str, Any], obs: Observation, hooks: Hooks) -> str | None:
+    """The approval policy's verdict as feedback for the model; None when the action may go ahead."""
+    if judgement is None or judgement.rule == "allow":
+        return None
+    if judgement.rule == "deny":
+        return f"refused by the approval policy: {judgement.reason}."
+    approved, why = hooks.ask_approval(judgement, action, obs)
+    return None if approved else f"a person did not approve this ({judgement.reason}): {why}."
 
 
 def _first_line(exc: PlaywrightError) -> str:

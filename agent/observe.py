@@ -66,6 +66,7 @@ _OBSERVE_JS = r"""
     if (tag === 'option') item.selected = !!el.selected;
     if (tag === 'select') item.options = Array.from(el.options).slice(0, 30).map(o => o.text.trim());
     if (tag === 'a' && el.href) item.href = el.getAttribute('href');
+    if (tag === 'a' && el.hasAttribute('download')) item.download = true;
     if (el.disabled) item.disabled = true;
     out.push(item);
   };

@@ -103,6 +103,12 @@ class ModelPolicy:
                                    "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
                                    "finish_reason": out.finish_reason})
 
+    def ask(self, messages: list[dict[str, Any]], schema: dict[str, Any], max_tokens: int) -> str:
+        """A JSON answer constrained to `schema` (the team's plans, code, verdicts), greedy like decisions."""
+        out = self._run(self._client.complete(messages, max_tokens=max_tokens, temperature=self.temperature,
+                                             json_schema=schema, schema_name="team"))
+        return out.text
+
     def _run(self, coro):  # noqa: ANN001, ANN202
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 

@@ -1,7 +1,9 @@
 """The run lifecycle as plain functions, shared by the gateway, the worker and the reaper.
 
-queued → running → succeeded | failed | cancelled. Every transition is a conditional UPDATE,
-so two processes racing on one run cannot both win, and every terminal run gets a reason.
+A direct run: queued → running → succeeded | failed | cancelled. A team run adds planning and the
+waits (see plans.py and approvals.py): queued → planning → awaiting_approval → queued → running ↔
+awaiting_approval | awaiting_input → …. Every transition is a conditional UPDATE, so two processes
+racing on one run cannot both win, and every terminal run gets a reason.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from sparkpilot.db.models import TERMINAL_STATUSES, Run, RunStatus, User, utcnow
+from sparkpilot.db.models import HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, User, utcnow
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.events import add_event
 from sparkpilot.schemas import EventPublic, RunCreate
@@ -41,9 +43,10 @@ def create_run(
         allowed = [host] if host else ([body.start_url.rsplit("/", 1)[0] + "/"] if body.start_url else [])
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {}),
               **({"temperature": body.temperature} if body.temperature else {}),
-              **({"purpose": body.purpose} if body.purpose != "task" else {})}
+              **({"purpose": body.purpose} if body.purpose != "task" else {}),
+              **({"approvals": body.approval_policy} if body.approval_policy else {})}
     run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps or max_steps,
-              policy=policy,
+              policy=policy, mode=body.mode, auto_approve=body.auto_approve,
               allowed_domains=allowed, env=body.env.model_dump() if body.env else {}, model=model)
     session.add(run)
     session.flush()
@@ -73,7 +76,8 @@ def list_runs(
     return list(rows), total
 
 
-def _transition(session: Session, run_id: str, allowed: set[RunStatus], *where: object, **values: object) -> bool:
+def _transition(session: Session, run_id: str, allowed: set[RunStatus] | frozenset[RunStatus], *where: object,
+                **values: object) -> bool:
     """Set `values` if the run is in one of `allowed` (and matches `where`); True if this caller won."""
     res = session.execute(
         update(Run).where(Run.id == run_id, Run.status.in_(allowed), *where).values(**values)
@@ -87,23 +91,35 @@ def finish_run(
 ) -> list[EventPublic]:
     """Move a live run to a terminal status with its event (and the environment's reward); no-op if it already ended."""
     assert status in TERMINAL_STATUSES
-    live = {RunStatus.queued, RunStatus.running}
-    values = dict(status=status, reason=reason, result=result, finished_at=utcnow(), reward=reward)
-    if not _transition(session, run_id, live, *where, **values):
+    values = dict(status=status, reason=reason, result=result, finished_at=utcnow(), reward=reward, wait=None,
+                  wait_deadline_at=None)
+    if not _transition(session, run_id, LIVE_STATUSES, *where, **values):
         return []
     payload = {"reason": reason, "result": result, **({"reward": reward} if reward is not None else {})}
     return [add_event(session, run_id, f"run.{status.value}", payload)]  # type: ignore[arg-type]
 
 
+def set_status(session: Session, run_id: str, allowed: set[RunStatus], status: RunStatus, *where: object,
+               event: dict | None = None, **values: object) -> list[EventPublic]:
+    """Move a live run between non-terminal statuses with a run.status event; [] if another process won."""
+    if not _transition(session, run_id, allowed, *where, status=status, **values):
+        return []
+    return [add_event(session, run_id, "run.status", {"status": status.value, **(event or {})})]
+
+
+# A run no worker holds: queued, or waiting for its plan's approval (the worker let go: no heartbeat).
+UNHELD = or_(Run.status == RunStatus.queued, and_(Run.status == RunStatus.awaiting_approval, Run.heartbeat_at.is_(None)))
+
+
 def request_cancel(session: Session, run_id: str, user: User) -> tuple[Run, list[EventPublic]]:
-    """Cancel a queued run now, or ask the worker to stop a running one between steps."""
+    """Cancel a run no worker holds now, or ask the worker to stop between steps (or waits)."""
     run = get_run(session, run_id, user)
     if run.status in TERMINAL_STATUSES:
         raise Conflict(f"run {run_id} already {run.status.value}", code="run_finished")
-    events = finish_run(session, run_id, RunStatus.cancelled, CANCELLED_BY_USER, None, Run.status == RunStatus.queued)
+    events = finish_run(session, run_id, RunStatus.cancelled, CANCELLED_BY_USER, None, UNHELD)
     if not events:
-        # It was claimed meanwhile; the worker checks the flag between steps.
-        _transition(session, run_id, {RunStatus.running}, cancel_requested=True)
+        # A worker holds it; it checks the flag between steps and while it waits.
+        _transition(session, run_id, HELD_STATUSES, cancel_requested=True)
     session.refresh(run)
     if run.status in TERMINAL_STATUSES and not events:
         raise Conflict(f"run {run_id} already {run.status.value}", code="run_finished")
@@ -130,18 +146,23 @@ def claim_run(session: Session, run_id: str, worker: str, max_attempts: int) -> 
     if run is None or run.status in TERMINAL_STATUSES:
         return Claim(None)
     now = utcnow()
+    # A team run without an approved plan plans first; everything else runs.
+    working = RunStatus.planning if run.mode == "team" and (run.plan or {}).get("status") != "approved" \
+        else RunStatus.running
     if run.status is RunStatus.queued:
-        if not _transition(session, run_id, {RunStatus.queued}, status=RunStatus.running, started_at=now,
+        if not _transition(session, run_id, {RunStatus.queued}, status=working, started_at=run.started_at or now,
                            heartbeat_at=now, worker=worker, attempts=1):
             return Claim(None)
         session.refresh(run)
-        ev = add_event(session, run_id, "run.started", {"worker": worker, "attempt": 1})
+        ev = add_event(session, run_id, "run.started", {"worker": worker, "attempt": 1, "status": working.value})
         return Claim(run, events=[ev])
-    # Running but we hold its lock: the worker that had it is gone (redelivered message).
+    if run.status not in HELD_STATUSES or run.heartbeat_at is None:
+        return Claim(None)  # waiting for its plan's approval: no worker's business until it is queued again
+    # Held but we hold its lock: the worker that had it is gone (redelivered message).
     if run.attempts >= max_attempts:
         return Claim(None, events=finish_run(session, run_id, RunStatus.failed, f"{WORKER_LOST} ({run.attempts} attempts)"))
-    if not _transition(session, run_id, {RunStatus.running}, heartbeat_at=now, worker=worker,
-                       attempts=Run.attempts + 1):
+    if not _transition(session, run_id, HELD_STATUSES, Run.heartbeat_at.is_not(None), status=working,
+                       heartbeat_at=now, worker=worker, attempts=Run.attempts + 1, wait=None, wait_deadline_at=None):
         return Claim(None)
     session.refresh(run)
     ev = add_event(session, run_id, "run.message",
@@ -151,15 +172,16 @@ def claim_run(session: Session, run_id: str, worker: str, max_attempts: int) -> 
 
 def heartbeat(session: Session, run_id: str) -> bool:
     """Mark the run alive; returns whether cancellation was requested."""
-    session.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.running).values(heartbeat_at=utcnow()))
+    session.execute(update(Run).where(Run.id == run_id, Run.status.in_(HELD_STATUSES), Run.heartbeat_at.is_not(None))
+                    .values(heartbeat_at=utcnow()))
     return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
 
 def reap_stale_runs(session: Session, stale_after_s: float) -> list[EventPublic]:
-    """End running runs whose worker stopped heart-beating: cancelled if asked, else failed 'worker lost'."""
+    """End held runs whose worker stopped heart-beating: cancelled if asked, else failed 'worker lost'."""
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
     stale = session.scalars(
-        select(Run).where(Run.status == RunStatus.running, Run.heartbeat_at < cutoff)
+        select(Run).where(Run.status.in_(HELD_STATUSES), Run.heartbeat_at < cutoff)
     ).all()
     events: list[EventPublic] = []
     for run in stale:

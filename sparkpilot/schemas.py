@@ -15,6 +15,15 @@ EventType = Literal[
     "step.started",
     "step.completed",
     "run.message",
+    "run.status",  # a team run's other transitions: planning, awaiting_approval, running, awaiting_input, queued
+    "plan.proposed",
+    "plan.decided",
+    "plan.revised",
+    "team.step",
+    "approval.requested",
+    "approval.decided",
+    "input.requested",
+    "input.answered",
     "run.succeeded",
     "run.failed",
     "run.cancelled",
@@ -30,6 +39,31 @@ class MiniwobEnv(BaseModel):
     type: Literal["miniwob"] = "miniwob"
     task: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9-]+$")
     seed: int = Field(ge=0, le=2**31)
+
+
+TeamAgentName = Literal["web", "coder", "file", "user"]
+ApprovalRule = Literal["allow", "ask", "deny"]
+# What the approval policy judges (config/approvals.json names a rule for each).
+ApprovalCategory = Literal["submit_sensitive", "download", "leave_allowed_domains", "run_code", "overwrite_file",
+                           "delete_file"]
+
+
+class PlanStep(BaseModel):
+    """One step of a team plan: which agent does what, and what should come out."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    agent: TeamAgentName
+    instruction: str = Field(min_length=1, max_length=2000)
+    expected: str = Field(default="", max_length=1000)
+
+
+class Plan(BaseModel):
+    """The orchestrator's plan: the steps in order (also the JSON schema the model answers in)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[PlanStep] = Field(min_length=1, max_length=12)
 
 
 class RunCreate(BaseModel):
@@ -52,6 +86,12 @@ class RunCreate(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     # "eval": a measurement (greedy, a MiniWoB env): never training data, reusable by a job's evaluation.
     purpose: Literal["task", "eval"] = "task"
+    # "team": an orchestrator plans (shown for approval), then delegates steps to web, coder, file and user agents.
+    mode: Literal["direct", "team"] = "direct"
+    # A team run's plan is approved as written, without waiting for a person.
+    auto_approve: bool = False
+    # Per-run rules over config/approvals.json, e.g. {"run_code": "allow"}.
+    approval_policy: dict[ApprovalCategory, ApprovalRule] | None = None
 
     @field_validator("start_url", "model")
     @classmethod
@@ -70,6 +110,10 @@ class RunCreate(BaseModel):
             raise ValueError("an eval run is a greedy model run on an env (policy 'model', temperature 0, env)")
         if self.env is not None and not self.start_url:
             raise ValueError("a miniwob env needs the task page as start_url")
+        if self.mode == "team" and (self.policy != "model" or self.env is not None):
+            raise ValueError("a team run is planned by the model: policy 'model' and no env")
+        if self.auto_approve and self.mode != "team":
+            raise ValueError("auto_approve is for team runs (mode 'team')")
         return self
 
 
@@ -90,11 +134,97 @@ class RunPublic(BaseModel):
     env: dict[str, Any]
     model: str | None
     reward: float | None
+    mode: str
+    auto_approve: bool
+    wait: dict[str, Any] | None
+    wait_deadline_at: datetime | None
     cancel_requested: bool
     attempts: int
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+
+class PlanPublic(BaseModel):
+    """A team run's plan as the API shows it (GET /api/v1/runs/{id}/plan)."""
+
+    steps: list[PlanStep]
+    status: Literal["proposed", "approved"]
+    revision: int
+    rejections: int
+    feedback: list[str]
+    ledger: list[dict[str, Any]]
+    deadline_at: datetime | None
+
+
+class PlanDecision(BaseModel):
+    """Body of POST /api/v1/runs/{id}/plan: approve it, edit it (then it is approved), or reject it with feedback."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    action: Literal["approve", "edit", "reject"]
+    steps: list[PlanStep] | None = Field(default=None, min_length=1, max_length=12)
+    feedback: str | None = Field(default=None, min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _fields_match_action(self) -> "PlanDecision":
+        if self.action == "edit" and not self.steps:
+            raise ValueError("action 'edit' needs the edited steps")
+        if self.action != "edit" and self.steps is not None:
+            raise ValueError("steps are only for action 'edit'")
+        if self.action == "reject" and not self.feedback:
+            raise ValueError("action 'reject' needs feedback for the next plan")
+        if self.action != "reject" and self.feedback is not None:
+            raise ValueError("feedback is only for action 'reject'")
+        return self
+
+
+class ApprovalPublic(BaseModel):
+    """An action a run paused on, waiting for (or given) a person's answer."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    run_id: str
+    category: str
+    action: dict[str, Any]
+    reason: str
+    has_screenshot: bool
+    status: str
+    decided_reason: str | None
+    created_at: datetime
+    deadline_at: datetime
+    decided_at: datetime | None
+
+
+class ApprovalDecision(BaseModel):
+    """Body of POST /api/v1/runs/{id}/approvals/{aid}."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    approve: bool
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class InputAnswer(BaseModel):
+    """Body of POST /api/v1/runs/{id}/input: the person's answer to the run's question."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class SavedPlanPublic(BaseModel):
+    """A plan in the plan library."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    task: str
+    steps: list[PlanStep]
+    source_run_id: str | None
+    uses: int
+    created_at: datetime
 
 
 class RunFilePublic(BaseModel):

@@ -87,6 +87,8 @@ class GatewaySettings(CommonSettings):
     max_steps_limit: int = 200
     reaper_interval_s: float = 5.0
     run_stale_after_s: float = 20.0
+    # Rejections of a team run's plan (each re-plans with the feedback) before the run fails.
+    plan_max_rejections: int = Field(default=3, ge=0)
     sse_ping_s: float = 15.0
 
     @field_validator("allowed_url_prefixes", mode="before")
@@ -121,6 +123,26 @@ class WorkerSettings(CommonSettings):
     agent_screenshot: bool = True
     agent_max_tokens: int = 64
     agent_thought: Literal["none", "after"] = "none"
+    # Which actions need a person's approval (allow | ask | deny per category).
+    approval_policy: Path = ROOT / "config" / "approvals.json"
+    # An action waiting for approval longer than this is denied.
+    approval_timeout_s: float = Field(default=300.0, gt=0)
+    # A team plan waiting for approval longer than this fails the run ("plan approval timed out").
+    plan_timeout_s: float = Field(default=3600.0, gt=0)
+    # A question to the person (UserProxy) unanswered this long: the run goes on with "no answer", or fails.
+    input_timeout_s: float = Field(default=600.0, gt=0)
+    input_timeout_action: Literal["continue", "fail"] = "continue"
+    # How often a waiting worker looks for the person's answer.
+    wait_poll_s: float = Field(default=0.5, gt=0)
+    # POSTed JSON when a run starts waiting for a person (plan, action approval, question); empty = none.
+    webhook_url: str = ""
+    # The orchestrator: extra tries of a step the validator refused, and re-plans after a step kept failing.
+    team_step_retries: int = Field(default=1, ge=0, le=5)
+    team_max_replans: int = Field(default=1, ge=0, le=5)
+    # The Coder's sandbox, per program.
+    sandbox_cpu_s: int = Field(default=10, ge=1)
+    sandbox_memory_mb: int = Field(default=512, ge=64)
+    sandbox_wall_s: float = Field(default=30.0, gt=0)
 
 
 class InferenceSettings(CommonSettings):

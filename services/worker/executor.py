@@ -13,12 +13,14 @@ from playwright.sync_api import Error as PlaywrightError
 from redis.exceptions import LockError
 from sqlalchemy import func, select
 
+from agent.approval_policy import ApprovalPolicy
 from agent.loop import LoopConfig, run_agent
 from agent.policies import ModelPolicy, Policy, ReplayPolicy
 from services.worker.browser import get_browser_pool
 from agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_reward
 from agent.observe import bid_salt
 from services.worker.recorder import WorkerHooks, commit_events, emit
+from services.worker.team import run_team
 from sparkpilot import registry, runs, trajectory
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.db.models import Run, RunStatus, Step
@@ -94,7 +96,13 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
         heart = Heartbeat(run_id, lock, settings)
         heart.start()
         try:
-            status, reason, result, reward = _run_steps(claim.run, settings, heart)
+            if claim.run.mode == "team":
+                ending = _run_team(claim.run, settings, heart)
+                if ending is None:
+                    return "awaiting approval"  # the plan waits for a person; the run is queued again on approval
+                status, reason, result, reward = ending
+            else:
+                status, reason, result, reward = _run_steps(claim.run, settings, heart)
         except SparkpilotError as exc:  # e.g. the run's adapter cannot be loaded
             status, reason, result, reward = RunStatus.failed, f"model error: {exc.message}", None, None
         except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
@@ -128,6 +136,12 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
     pool = get_browser_pool(settings)
     with session_scope() as s:
         done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
+    try:
+        # A benchmark episode has no one to ask: only the built-in rules (stay on the allowed domains).
+        approvals = ApprovalPolicy() if run.env else ApprovalPolicy.load(settings.approval_policy,
+                                                                          run.policy.get("approvals"))
+    except (OSError, ValueError) as exc:
+        return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
     policy = make_policy(run, settings)
     hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url)
     try:
@@ -147,7 +161,7 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
             commit_events(emit, run.id, "run.message", {"text": f"MiniWoB {run.env['task']} seed {run.env['seed']}: {goal}"})
         cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
                          allowed=run.allowed_domains, screenshot=settings.agent_screenshot, salt=bid_salt(run.id),
-                         root=root, thought=settings.agent_thought,
+                         root=root, thought=settings.agent_thought, approvals=approvals,
                          profile=served_profile(settings) if policy.name == "model" else TEXT_DEFAULT)
         outcome = run_agent(page, policy, goal, hooks, cfg, start_index=done_steps)
         if episode is not None and outcome.reward is None:
@@ -156,6 +170,14 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
         policy.close()
         hooks.close()  # a cancelled or failed run never keeps its browser context
     return RunStatus(outcome.status), outcome.reason, outcome.result, outcome.reward
+
+
+def _run_team(run: Run, settings: WorkerSettings, heart: Heartbeat):  # noqa: ANN202 - an Ending or None
+    policy = make_policy(run, settings)
+    try:
+        return run_team(run, settings, heart, policy)
+    finally:
+        policy.close()
 
 
 def make_policy(run: Run, settings: WorkerSettings) -> Policy:

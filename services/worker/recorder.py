@@ -9,7 +9,9 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
 
+from agent.approval_policy import Judgement
 from agent.loop import Hooks, Outcome, StepRecord
+from agent.observe import Observation
 from services.worker.browser import BrowserPool
 from sparkpilot.db.models import Step
 from sparkpilot.db.session import session_scope
@@ -42,6 +44,7 @@ class WorkerHooks(Hooks):
         self.context: BrowserContext | None = None
         self.page: Page | None = None
         self.env_check: Callable[[], Outcome | None] | None = None
+        self.next_index = 0  # the index the next recorded step gets (a team run's web steps continue it)
         self._step_t0 = 0.0
 
     def open(self) -> Page:
@@ -87,6 +90,13 @@ class WorkerHooks(Hooks):
         """Event run.message from the agent."""
         commit_events(emit, self.run_id, "run.message", {"text": text, "from": "agent"})
 
+    def ask_approval(self, judgement: Judgement, action: dict[str, Any], obs: Observation) -> tuple[bool, str]:
+        """Pause the run until a person answers (approval.requested / approval.decided events)."""
+        from services.worker.waits import wait_for_approval  # waits builds on this module's commit_events
+
+        return wait_for_approval(self.run_id, judgement.category, action, judgement.reason, obs.screenshot,
+                                 self.settings, self.heart)
+
     def should_cancel(self) -> bool:
         """The cancel flag as the heartbeat thread last read it (every SPARKPILOT_HEARTBEAT_S)."""
         return self.heart.cancel_requested.is_set()
@@ -117,4 +127,5 @@ class WorkerHooks(Hooks):
             return emit(session, self.run_id, "step.completed", payload)
 
         commit_events(_write)
+        self.next_index = step.index + 1
         STEP_SECONDS.observe(get_redis(), time.perf_counter() - self._step_t0)

@@ -25,7 +25,10 @@ class RunStatus(str, enum.Enum):
     """Where a run is in its lifecycle."""
 
     queued = "queued"
+    planning = "planning"  # a team run's orchestrator is writing its plan
+    awaiting_approval = "awaiting_approval"  # a person must approve the plan (no worker holds it) or an action
     running = "running"
+    awaiting_input = "awaiting_input"  # a team run asked the person a question
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -37,6 +40,9 @@ class RunStatus(str, enum.Enum):
 
 
 TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+LIVE_STATUSES = frozenset(set(RunStatus) - TERMINAL_STATUSES)
+# Statuses in which a worker holds the run (its lock, browser and heartbeat), except a plan wait (heartbeat_at NULL).
+HELD_STATUSES = frozenset({RunStatus.planning, RunStatus.running, RunStatus.awaiting_approval, RunStatus.awaiting_input})
 
 
 class UTCDateTime(TypeDecorator):
@@ -112,6 +118,13 @@ class Run(Base):
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # The environment's verdict (MiniWoB raw reward in [-1, 1]); None for runs without an environment.
     reward: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mode: Mapped[str] = mapped_column(String(10), default="direct")  # direct | team
+    auto_approve: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A team run's plan: {steps, status: proposed|approved, revision, rejections, feedback, ledger}.
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # What the run waits for, while it waits: {kind: plan|action|input, ...}; its deadline is wait_deadline_at.
+    wait: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    wait_deadline_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
@@ -206,9 +219,22 @@ class AdapterAlias(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# A training job goes through the same lifecycle as a run: queued → running → succeeded | failed | cancelled.
-JobStatus = RunStatus
-JOB_TERMINAL = TERMINAL_STATUSES
+class JobStatus(str, enum.Enum):
+    """Where a training job is: queued → running → succeeded | failed | cancelled."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job can no longer change."""
+        return self in JOB_TERMINAL
+
+
+JOB_TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled})
 PHASES = ("prepare", "train", "evaluate", "publish")
 
 
@@ -280,4 +306,46 @@ class TrainingDataset(Base):
     name: Mapped[str] = mapped_column(String(100))
     path: Mapped[str] = mapped_column(Text)
     records: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApprovalStatus(str, enum.Enum):
+    """A person's answer to an action that needs approval."""
+
+    pending = "pending"
+    approved = "approved"
+    denied = "denied"
+    timed_out = "timed_out"  # unanswered past its deadline: a deny
+
+
+class Approval(Base):
+    """One risky action a run paused on, and what the person (or the clock) decided."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    category: Mapped[str] = mapped_column(String(40))  # the policy rule: submit_sensitive, run_code, ...
+    action: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+    screenshot_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[ApprovalStatus] = mapped_column(Enum(ApprovalStatus, native_enum=False, length=20),
+                                                   default=ApprovalStatus.pending)
+    decided_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline_at: Mapped[datetime] = mapped_column()
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SavedPlan(Base):
+    """An approved plan that led to a successful team run, offered again for similar tasks."""
+
+    __tablename__ = "plans"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    task: Mapped[str] = mapped_column(Text)
+    steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    source_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,186 @@
+"""A team run in the worker: plan (then let go of the run until a person approves), or execute the approved plan.
+
+The agents and the orchestrator are plain code in agent/team/; this module is their host: the
+model, the run's browser (the agent loop with the worker's recorder), the Coder's sandbox, the
+approval policy, and the person (through the database and the webhook).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Error as PlaywrightError
+from sqlalchemy import func, select
+
+from agent.approval_policy import ApprovalPolicy
+from agent.loop import LoopConfig, run_agent
+from agent.observe import bid_salt
+from agent.team.orchestrator import PlanInvalid, TeamLimits, execute_plan, plan_task
+from agent.team.roles import TeamStop
+from services.worker.browser import get_browser_pool
+from services.worker.recorder import WorkerHooks, commit_events, emit
+from services.worker.sandbox import SandboxLimits, SandboxResult, run_python
+from services.worker.waits import wait_for_approval, wait_for_input
+from sparkpilot import plans, run_files
+from sparkpilot.db.models import Run, RunStatus, Step
+from sparkpilot.db.session import session_scope
+from sparkpilot.events import add_event
+from sparkpilot.settings import WorkerSettings
+from sparkpilot.webhook import notify
+
+log = logging.getLogger(__name__)
+PAGE_TEXT_CHARS = 3000
+Ending = tuple[RunStatus, str, str | None, float | None]
+
+
+class WorkerTeamHost:
+    """What the team's agents use, in the worker."""
+
+    def __init__(self, run: Run, settings: WorkerSettings, heart: Any, policy: Any, hooks: WorkerHooks,
+                 approvals: ApprovalPolicy, start_index: int) -> None:
+        self.run, self.settings, self.heart, self.policy, self.hooks = run, settings, heart, policy, hooks
+        self.task = run.task
+        self.workspace: Path = run_files.files_dir(settings, run.id)
+        self.approvals = approvals
+        self.hooks.next_index = start_index
+
+    def ask(self, messages: list[dict[str, Any]], schema: dict[str, Any], max_tokens: int) -> str:
+        """The served model, JSON-constrained."""
+        return self.policy.ask(messages, schema, max_tokens)
+
+    def browse(self, goal: str) -> tuple[str, str | None, dict[str, Any]]:
+        """The agent loop on the run's page for one step, within what is left of the run's step budget."""
+        left = self.run.max_steps - self.hooks.next_index
+        page = self.hooks.page
+        if left <= 0 or page is None:
+            return "failed", None, {"reason": f"the run's step budget ({self.run.max_steps}) is spent"}
+        cfg = LoopConfig(max_steps=left, max_failures=self.settings.agent_max_failures, allowed=self.run.allowed_domains,
+                         screenshot=self.settings.agent_screenshot, salt=bid_salt(self.run.id),
+                         thought=self.settings.agent_thought, approvals=self.approvals)
+        outcome = run_agent(page, self.policy, goal, self.hooks, cfg, start_index=self.hooks.next_index)
+        page = self.hooks.page or page
+        try:
+            info = {"url": page.url, "title": page.title(),
+                    "text": (page.inner_text("body") if page.query_selector("body") else "")[:PAGE_TEXT_CHARS]}
+        except PlaywrightError as exc:
+            info = {"url": None, "title": None, "text": f"(page unreadable: {exc.message.splitlines()[0]})"}
+        if outcome.status == "cancelled":
+            raise TeamStop("cancelled", outcome.reason)
+        return outcome.status, outcome.result, {**info, "reason": outcome.reason}
+
+    def run_code(self, code: str) -> SandboxResult:
+        """The Coder's program in the sandbox, the run's files folder as its only writable place."""
+        limits = SandboxLimits(cpu_s=self.settings.sandbox_cpu_s, memory_mb=self.settings.sandbox_memory_mb,
+                               wall_s=self.settings.sandbox_wall_s)
+        _world_searchable(self.workspace, self.settings.workspace_dir)
+        return run_python(code, self.workspace, limits)
+
+    def permit(self, category: str, action: dict[str, Any], reason: str) -> str | None:
+        """None to go ahead; the policy's deny or a person's no (or silence) as the reason otherwise."""
+        judgement = self.approvals.judge(category, reason)
+        if judgement.rule == "allow":
+            return None
+        if judgement.rule == "deny":
+            return f"refused by the approval policy ({category})"
+        approved, why = wait_for_approval(self.run.id, category, action, reason, None, self.settings, self.heart)
+        if self.heart.cancel_requested.is_set():
+            raise TeamStop("cancelled", "cancelled by user")
+        return None if approved else f"not approved: {why}"
+
+    def ask_user(self, question: str) -> str | None:
+        """Wait for the person's answer; on timeout go on with None or fail the run (SPARKPILOT_INPUT_TIMEOUT_ACTION)."""
+        how, answer = wait_for_input(self.run.id, question, self.settings, self.heart)
+        if how == "cancelled":
+            raise TeamStop("cancelled", "cancelled by user")
+        if how == "timed_out" and self.settings.input_timeout_action == "fail":
+            raise TeamStop("failed", f"no answer to the question {question!r} in time")
+        return answer
+
+
+def _world_searchable(folder: Path, top: Path) -> None:
+    """The sandbox's user must walk from / to the run's folder: open the workspace's own folders to search (not read)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    top = top.resolve()
+    for p in [folder.resolve(), *folder.resolve().parents]:
+        if p == top or top in p.parents:
+            p.chmod(p.stat().st_mode | 0o001)
+
+
+def plan_run(run: Run, settings: WorkerSettings, policy: Any) -> Ending | None:
+    """Write the plan (approved at once with auto_approve, else the run waits for a person); an Ending on failure."""
+    with session_scope() as s:
+        saved = plans.similar_plan(s, run.user_id, run.task)
+        example = saved.steps if saved else None
+        if saved:
+            saved.uses += 1
+    feedback = (run.plan or {}).get("feedback", [])
+    try:
+        steps = plan_task(policy.ask, run.task, feedback, example)
+    except PlanInvalid as exc:
+        return RunStatus.failed, f"planning failed: {exc}"[:1000], None, None
+    source = "model" + (" (from a saved plan)" if example else "")
+    commit_events(plans.propose_plan, run.id, steps, settings.plan_timeout_s, source)
+    if not run.auto_approve:
+        notify(settings.webhook_url, {"event": "plan.proposed", "run_id": run.id, "steps": steps})
+    return None
+
+
+def _approved(run_id: str) -> bool:
+    """True once the plan is approved and the run is this worker's to execute (auto_approve)."""
+    with session_scope() as s:
+        return s.get(Run, run_id).status is RunStatus.running  # type: ignore[union-attr]
+
+
+def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) -> Ending:
+    """Execute the approved plan from where its ledger stops, in the run's browser."""
+    try:
+        approvals_ = ApprovalPolicy.load(settings.approval_policy, run.policy.get("approvals"))
+    except (OSError, ValueError) as exc:
+        return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
+    with session_scope() as s:
+        fresh = s.get(Run, run.id)
+        plan = dict(fresh.plan or {})  # type: ignore[union-attr]
+        done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
+    hooks = WorkerHooks(run.id, settings, heart, get_browser_pool(settings), run.start_url)
+    try:
+        page = hooks.open()
+        if run.start_url:
+            try:
+                page.goto(run.start_url, wait_until="load")
+            except PlaywrightError as exc:
+                return RunStatus.failed, f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}", None, None
+        host = WorkerTeamHost(run, settings, heart, policy, hooks, approvals_, done_steps)
+
+        def progress(done: list[dict[str, Any]], steps: list[dict[str, Any]], event: dict[str, Any]) -> None:
+            def _write(s) -> list:  # noqa: ANN001
+                plans.record_ledger(s, run.id, done, steps)
+                if event.get("replanned"):
+                    return [add_event(s, run.id, "plan.revised", {"from_step": event["from_step"], "steps": steps})]
+                return emit(s, run.id, "team.step", event) if event else []
+            commit_events(_write)
+
+        outcome = execute_plan(host, plan["steps"], plan.get("ledger", []),
+                               TeamLimits(settings.team_step_retries, settings.team_max_replans), progress,
+                               heart.cancel_requested.is_set)
+    finally:
+        hooks.close()
+    if outcome.summary:
+        commit_events(emit, run.id, "run.message", {"text": f"What each agent did:\n{outcome.summary}",
+                                                    "from": "orchestrator"})
+    if outcome.status == "succeeded":
+        with session_scope() as s:
+            plans.save_plan(s, s.get(Run, run.id))  # type: ignore[arg-type]
+    return RunStatus(outcome.status), outcome.reason, outcome.result, None
+
+
+def run_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) -> Ending | None:
+    """A claimed team run: plan it (None: it waits for approval now) or execute its approved plan."""
+    if heart.cancel_requested.is_set():
+        return RunStatus.cancelled, "cancelled by user", None, None
+    if run.status is RunStatus.planning:
+        ended = plan_run(run, settings, policy)
+        if ended is not None or not _approved(run.id):
+            return ended
+    return execute_team(run, settings, heart, policy)

@@ -159,6 +159,23 @@ class Stack:
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
+def sse_collect(api: httpx.Client, run_id: str, headers: dict | None = None) -> list[tuple[int, str, dict]]:
+    """Every event of a run's SSE stream until it ends: (id, type, data), checking id and type match the data."""
+    out, ev_id, ev_type = [], None, None
+    with api.stream("GET", f"/api/v1/runs/{run_id}/events", headers=headers or {}) as resp:
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+        for line in resp.iter_lines():
+            if line.startswith("id:"):
+                ev_id = int(line[3:].strip())
+            elif line.startswith("event:"):
+                ev_type = line[6:].strip()
+            elif line.startswith("data:"):
+                data = json.loads(line[5:])
+                assert data["id"] == ev_id and data["type"] == ev_type
+                out.append((ev_id, ev_type, data))
+    return out
+
+
 def wait_for(pred, timeout: float, what: str, interval: float = 0.2):  # noqa: ANN001, ANN201
     """Poll `pred` until it returns truthy; raise with `what` on timeout."""
     deadline = time.time() + timeout

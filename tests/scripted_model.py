@@ -19,6 +19,8 @@ class ScriptedModel:
     def __init__(self, model: str, answers: list[str], max_model_len: int = 16384,
                  fallback: str = "(script exhausted)") -> None:
         self.model, self.answers, self.max_model_len, self.fallback = model, list(answers), max_model_len, fallback
+        # Per-conversation scripts: a request whose messages contain KEY is answered from routes[KEY].
+        self.routes: dict[str, list[str]] = {}
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -40,6 +42,10 @@ class ScriptedModel:
     def _next(self, body: dict[str, Any]) -> str:
         with self._lock:
             self.requests.append(body)
+            blob = json.dumps(body.get("messages", []))
+            for key, answers in self.routes.items():
+                if key in blob:
+                    return answers.pop(0) if answers else self.fallback
             return self.answers.pop(0) if self.answers else self.fallback
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -125,6 +125,8 @@ def execute_plan(host: TeamHost, steps: list[dict[str, Any]], done: list[dict[st
         feedback: str | None = None
         entry: dict[str, Any] = {}
         for attempt in range(1 + limits.step_retries):
+            progress(done, steps, {"phase": "started", "index": i, "agent": step.agent, "instruction": step.instruction,
+                                   "attempt": attempt + 1})
             try:
                 result = agent.run(step, done, feedback, host)
             except TeamStop as stop:
@@ -133,7 +135,7 @@ def execute_plan(host: TeamHost, steps: list[dict[str, Any]], done: list[dict[st
             entry = {"index": i, "agent": step.agent, "instruction": step.instruction, "ok": ok,
                      "summary": result.summary, "data": result.data, "attempt": attempt + 1,
                      **({"feedback": feedback} if not ok else {})}
-            progress(done, steps, {"index": i, "agent": step.agent, "attempt": attempt + 1, "ok": ok,
+            progress(done, steps, {"phase": "finished", "index": i, "agent": step.agent, "attempt": attempt + 1, "ok": ok,
                                    "summary": result.summary[:500], **({"feedback": feedback} if not ok else {})})
             if ok or cancelled():
                 break

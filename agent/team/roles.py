@@ -160,7 +160,10 @@ class Coder:
             return StepResult(False, f"the program was not run: {refused}", {"code": code})
         host.workspace.mkdir(parents=True, exist_ok=True)
         (host.workspace / CONTEXT_FILE).write_text(json.dumps(done, default=str, indent=1))
-        res = host.run_code(code)
+        try:
+            res = host.run_code(code)
+        except RuntimeError as exc:  # the sandbox cannot start here (bubblewrap missing, namespaces refused)
+            return StepResult(False, f"the program could not run: {exc}", {"code": code})
         summary = f"exit code {res.exit_code}" + (f" ({res.limit} limit)" if res.limit else "") + \
                   f"; stdout: {res.stdout.strip()[-800:]}" + (f"; stderr: {res.stderr.strip()[-600:]}" if not res.ok else "") + \
                   (f"; files written: {', '.join(f for f in res.files if f != CONTEXT_FILE)}" if res.files else "")

@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
-import httpx
 import pytest
 
-from tests.helpers import FINISH, wait_terminal, ws_collect
+from tests.helpers import FINISH, sse_collect, wait_terminal, ws_collect
 
 TYPES = ["run.queued", "run.started", "step.started", "step.completed", "run.succeeded"]
 
 
-def _sse(api: httpx.Client, run_id: str, headers: dict | None = None) -> list[tuple[int, str, dict]]:
-    out, ev_id, ev_type = [], None, None
-    with api.stream("GET", f"/api/v1/runs/{run_id}/events", headers=headers or {}) as resp:
-        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
-        for line in resp.iter_lines():
-            if line.startswith("id:"):
-                ev_id = int(line[3:].strip())
-            elif line.startswith("event:"):
-                ev_type = line[6:].strip()
-            elif line.startswith("data:"):
-                data = json.loads(line[5:])
-                assert data["id"] == ev_id and data["type"] == ev_type
-                out.append((ev_id, ev_type, data))
-    return out
 
 
 @pytest.fixture
@@ -38,7 +22,7 @@ def finished_run(api, pages) -> str:
 
 def test_sse_live_stream_sees_every_event_in_order_and_ends(api, pages) -> None:
     run = api.post("/api/v1/runs", json={"task": "live", "start_url": pages.url + "/slow?ms=1500", **FINISH}).json()
-    events = _sse(api, run["id"])  # opened while the run is queued/running: live path
+    events = sse_collect(api, run["id"])  # opened while the run is queued/running: live path
     assert [e[1] for e in events] == TYPES
     assert [e[0] for e in events] == [1, 2, 3, 4, 5]
     step = events[3][2]["payload"]
@@ -47,9 +31,9 @@ def test_sse_live_stream_sees_every_event_in_order_and_ends(api, pages) -> None:
 
 
 def test_sse_resumes_after_last_event_id(api, finished_run) -> None:
-    events = _sse(api, finished_run, headers={"Last-Event-ID": "2"})
+    events = sse_collect(api, finished_run, headers={"Last-Event-ID": "2"})
     assert [e[0] for e in events] == [3, 4, 5]
-    assert [e[0] for e in _sse(api, finished_run, headers={"Last-Event-ID": "5"})] == []
+    assert [e[0] for e in sse_collect(api, finished_run, headers={"Last-Event-ID": "5"})] == []
     resp = api.get(f"/api/v1/runs/{finished_run}/events", headers={"Last-Event-ID": "banana"})
     assert resp.status_code == 422
 

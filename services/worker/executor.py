@@ -9,11 +9,9 @@ import threading
 from typing import Any
 
 import redis
-from playwright.sync_api import Error as PlaywrightError
 from redis.exceptions import LockError
 from sqlalchemy import func, select
 
-from agent.approval_policy import ApprovalPolicy
 from agent.loop import LoopConfig, run_agent
 from agent.policies import ModelPolicy, Policy, ReplayPolicy
 from services.worker.browser import get_browser_pool
@@ -21,6 +19,7 @@ from agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_rewa
 from agent.observe import bid_salt
 from services.worker.recorder import WorkerHooks, commit_events, emit
 from services.worker.team import run_team
+from services.worker.waits import approval_policy
 from sparkpilot import registry, runs, trajectory
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.db.models import Run, RunStatus, Step
@@ -137,20 +136,17 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
     with session_scope() as s:
         done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
     try:
-        # A benchmark episode has no one to ask: only the built-in rules (stay on the allowed domains).
-        approvals = ApprovalPolicy() if run.env else ApprovalPolicy.load(settings.approval_policy,
-                                                                          run.policy.get("approvals"))
+        approvals = approval_policy(run, settings)
     except (OSError, ValueError) as exc:
         return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
     policy = make_policy(run, settings)
     hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url)
     try:
-        page = hooks.open()
-        if run.start_url:
-            try:
-                page.goto(run.start_url, wait_until="load")
-            except PlaywrightError as exc:
-                return RunStatus.failed, f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}", None, None
+        failed = hooks.open_start()
+        if failed:
+            return RunStatus.failed, failed, None, None
+        page = hooks.page
+        assert page is not None
         goal, root, episode = run.task, None, None
         if run.env.get("type") == "miniwob":
             page.set_viewport_size({"width": 500, "height": 320})  # MiniWoB's own size; small screenshots

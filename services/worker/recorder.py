@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
+from playwright.sync_api import Error as PlaywrightError
 
 from agent.approval_policy import Judgement
 from agent.loop import Hooks, Outcome, StepRecord
@@ -52,6 +53,16 @@ class WorkerHooks(Hooks):
         self.context = self.pool.new_context()
         self.page = self.context.new_page()
         return self.page
+
+    def open_start(self) -> str | None:
+        """A fresh page on the run's start URL; the reason if navigating there failed."""
+        page = self.open()
+        if self.start_url:
+            try:
+                page.goto(self.start_url, wait_until="load")
+            except PlaywrightError as exc:
+                return f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}"
+        return None
 
     def close(self) -> None:
         """Close the run's browser context."""

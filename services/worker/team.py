@@ -22,7 +22,7 @@ from agent.team.roles import TeamStop
 from services.worker.browser import get_browser_pool
 from services.worker.recorder import WorkerHooks, commit_events, emit
 from services.worker.sandbox import SandboxLimits, SandboxResult, run_python
-from services.worker.waits import wait_for_approval, wait_for_input
+from services.worker.waits import approval_policy, wait_for_approval, wait_for_input
 from sparkpilot import plans, run_files
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
@@ -136,7 +136,7 @@ def _approved(run_id: str) -> bool:
 def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) -> Ending:
     """Execute the approved plan from where its ledger stops, in the run's browser."""
     try:
-        approvals_ = ApprovalPolicy.load(settings.approval_policy, run.policy.get("approvals"))
+        approvals_ = approval_policy(run, settings)
     except (OSError, ValueError) as exc:
         return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
     with session_scope() as s:
@@ -145,12 +145,9 @@ def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) ->
         done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
     hooks = WorkerHooks(run.id, settings, heart, get_browser_pool(settings), run.start_url)
     try:
-        page = hooks.open()
-        if run.start_url:
-            try:
-                page.goto(run.start_url, wait_until="load")
-            except PlaywrightError as exc:
-                return RunStatus.failed, f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}", None, None
+        failed = hooks.open_start()
+        if failed:
+            return RunStatus.failed, failed, None, None
         host = WorkerTeamHost(run, settings, heart, policy, hooks, approvals_, done_steps)
 
         def progress(done: list[dict[str, Any]], steps: list[dict[str, Any]], event: dict[str, Any]) -> None:

@@ -10,14 +10,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agent.approval_policy import ApprovalPolicy
 from services.worker.recorder import commit_events
 from sparkpilot import approvals
-from sparkpilot.db.models import Approval, ApprovalStatus
+from sparkpilot.db.models import Approval, ApprovalStatus, Run
 from sparkpilot.db.session import session_scope
 from sparkpilot.settings import WorkerSettings
 from sparkpilot.webhook import notify
 
 CANCELLED = "the run was cancelled"
+
+
+def approval_policy(run: Run, settings: WorkerSettings) -> ApprovalPolicy:
+    """The run's approval rules: the policy file with the run's overrides (ValueError/OSError if unreadable)."""
+    if run.env:  # a benchmark episode has no one to ask: only the built-in rules (stay on the allowed domains)
+        return ApprovalPolicy()
+    return ApprovalPolicy.load(settings.approval_policy, run.policy.get("approvals"))
 
 
 def wait_for_approval(run_id: str, category: str, action: dict[str, Any], reason: str, screenshot: bytes | None,

@@ -158,7 +158,8 @@ def test_team_journey_plan_approve_web_coder_file_answer(team: Team, pages) -> N
         proposed = api.get(f"/api/v1/runs/{run_id}/plan").json()
         assert proposed["status"] == "proposed" and proposed["revision"] == 1 and proposed["deadline_at"]
         assert [s["agent"] for s in proposed["steps"]] == ["web", "coder", "file"]
-        assert any(h["event"] == "plan.proposed" and h["run_id"] == run_id for h in team.hooks)
+        # The webhook is called right after the wait is committed: it may land just after the status shows.
+        wait_for(lambda: any(h["event"] == "plan.proposed" and h["run_id"] == run_id for h in team.hooks), 10, "webhook")
         approved = api.post(f"/api/v1/runs/{run_id}/plan", json={"action": "approve"})
         assert approved.status_code == 200 and approved.json()["status"] == "approved", approved.text
 
@@ -166,7 +167,8 @@ def test_team_journey_plan_approve_web_coder_file_answer(team: Team, pages) -> N
         pending = api.get(f"/api/v1/runs/{run_id}/approvals").json()
         assert [(a["category"], a["status"]) for a in pending] == [("run_code", "pending")]
         assert pending[0]["action"]["args"]["code"] == SUM_CODE
-        assert any(h["event"] == "approval.requested" and h["approval_id"] == pending[0]["id"] for h in team.hooks)
+        wait_for(lambda: any(h["event"] == "approval.requested" and h["approval_id"] == pending[0]["id"]
+                             for h in team.hooks), 10, "the approval's webhook")
         granted = api.post(f"/api/v1/runs/{run_id}/approvals/{pending[0]['id']}", json={"approve": True})
         assert granted.status_code == 200 and granted.json()["status"] == "approved", granted.text
 

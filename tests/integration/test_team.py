@@ -202,6 +202,17 @@ def test_team_journey_plan_approve_web_coder_file_answer(team: Team, pages) -> N
         assert saved["total"] >= 1 and saved["items"][0]["source_run_id"] == run_id
         assert [s["agent"] for s in saved["items"][0]["steps"]] == ["web", "coder", "file"]
 
+        # A similar task later: the planner is shown the saved plan as a starting point.
+        again = start(api, team.model, "SIMILAR", [plan(("web", "Read the prices", ""))],
+                      task="sum the prices on the price list, write a report")
+        wait_waiting(api, again, "awaiting_approval", "plan")
+        [prompt] = [json.dumps(r["messages"]) for r in team.model.requests if "SIMILAR" in json.dumps(r)]
+        assert "A plan that worked for a similar task" in prompt and "Add up the prices" in prompt
+        assert api.get("/api/v1/plans").json()["items"][0]["uses"] == 1
+        assert api.post(f"/api/v1/runs/{again}/cancel").json()["status"] == "cancelled"
+        source = [d["payload"]["source"] for _, t, d in sse_collect(api, again) if t == "plan.proposed"]
+        assert source == ["model (from a saved plan)"]
+
 
 def test_edit_is_validated_then_the_edited_plan_runs(team: Team) -> None:
     with client(team.main) as api:

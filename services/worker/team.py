@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from agent.approval_policy import ApprovalPolicy
 from agent.loop import LoopConfig, run_agent
 from agent.observe import bid_salt
-from agent.team.orchestrator import PlanInvalid, TeamLimits, execute_plan, plan_task
+from agent.team.orchestrator import PlanInvalid, TeamLimits, execute_plan, fallback_plan, plan_task
 from agent.team.roles import TeamStop
 from services.worker.browser import get_browser_pool
 from services.worker.recorder import WorkerHooks, commit_events, emit
@@ -108,23 +108,22 @@ def _world_searchable(folder: Path, top: Path) -> None:
             p.chmod(p.stat().st_mode | 0o001)
 
 
-def plan_run(run: Run, settings: WorkerSettings, policy: Any) -> Ending | None:
-    """Write the plan (approved at once with auto_approve, else the run waits for a person); an Ending on failure."""
+def plan_run(run: Run, settings: WorkerSettings, policy: Any) -> None:
+    """Write the plan: approved at once with auto_approve, else the run waits for a person."""
     with session_scope() as s:
         saved = plans.similar_plan(s, run.user_id, run.task)
         example = saved.steps if saved else None
         if saved:
             saved.uses += 1
     feedback = (run.plan or {}).get("feedback", [])
+    source = "model" + (" (from a saved plan)" if example else "")
     try:
         steps = plan_task(policy.ask, run.task, feedback, example)
-    except PlanInvalid as exc:
-        return RunStatus.failed, f"planning failed: {exc}"[:1000], None, None
-    source = "model" + (" (from a saved plan)" if example else "")
+    except PlanInvalid as exc:  # e.g. a small model's JSON cut off at max_tokens: the person still gets a plan
+        steps, source = fallback_plan(run.task), f"fallback: {exc}"[:500]
     commit_events(plans.propose_plan, run.id, steps, settings.plan_timeout_s, source)
     if not run.auto_approve:
         notify(settings.webhook_url, {"event": "plan.proposed", "run_id": run.id, "steps": steps})
-    return None
 
 
 def _approved(run_id: str) -> bool:
@@ -177,7 +176,7 @@ def run_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) -> End
     if heart.cancel_requested.is_set():
         return RunStatus.cancelled, "cancelled by user", None, None
     if run.status is RunStatus.planning:
-        ended = plan_run(run, settings, policy)
-        if ended is not None or not _approved(run.id):
-            return ended
+        plan_run(run, settings, policy)
+        if not _approved(run.id):
+            return None
     return execute_team(run, settings, heart, policy)

@@ -249,7 +249,7 @@ def test_reject_with_feedback_replans_with_it(team: Team) -> None:
         second = api.get(f"/api/v1/runs/{run_id}/plan").json()
         assert [s["agent"] for s in second["steps"]] == ["file"] and second["feedback"] == ["Use the file agent"]
         planner_prompts = [json.dumps(r["messages"]) for r in team.model.requests if "REJECTED" in json.dumps(r)
-                           and "orchestrator" in json.dumps(r["messages"])]
+                           and "Plan the user's task" in json.dumps(r["messages"])]
         assert len(planner_prompts) == 2 and "Use the file agent" in planner_prompts[1]
         assert api.post(f"/api/v1/runs/{run_id}/plan", json={"action": "approve"}).status_code == 200
         assert wait_terminal(api, run_id, timeout=60)["status"] == "succeeded"
@@ -385,3 +385,15 @@ def test_bad_team_input_gets_clear_errors_and_changes_nothing(team: Team, pages)
         assert api.post(f"/api/v1/runs/{direct['id']}/input", json={"text": ""}).status_code == 422
         assert api.delete("/api/v1/plans/nope").status_code == 404
         assert wait_terminal(api, direct["id"])["status"] == "succeeded"  # none of that touched the run
+
+
+def test_an_invalid_plan_from_the_model_becomes_a_one_step_plan_to_review(team: Team) -> None:
+    with client(team.main) as api:
+        run_id = start(api, team.model, "CUTOFF", ['{"steps": [{"agent": "web", "instruction": "1.1.1.1.1'],
+                       task="read the page")
+        wait_waiting(api, run_id, "awaiting_approval", "plan")
+        proposed = api.get(f"/api/v1/runs/{run_id}/plan").json()
+        assert proposed["steps"] == [{"agent": "web", "instruction": "CUTOFF: read the page", "expected": ""}]
+        assert api.post(f"/api/v1/runs/{run_id}/cancel").json()["status"] == "cancelled"
+        [source] = [d["payload"]["source"] for _, t, d in sse_collect(api, run_id) if t == "plan.proposed"]
+        assert source.startswith("fallback: the model's plan is not valid")

@@ -33,7 +33,7 @@ def test_team_run_with_the_embedded_model_plans_validly_and_ends(api, pages) -> 
     events = sse_collect(api, run_id)
     [proposed] = [d["payload"] for _, t, d in events if t == "plan.proposed"]
     plan = Plan.model_validate({"steps": proposed["steps"]})  # the model's own plan, valid by construction
-    assert proposed["source"] == "model"
+    assert proposed["source"] == "model"  # the model's own JSON validated (no fallback)
     started = [d["payload"] for _, t, d in events if t == "team.step" and d["payload"].get("phase") == "started"]
     assert started and started[0]["agent"] == plan.steps[0].agent  # the orchestrator delegated its first step
     assert run["reason"], run

@@ -281,6 +281,8 @@ def test_question_answered_by_the_person(team: Team) -> None:
                                                   DONE, answer("Blue it is.")], auto_approve=True)
         run = wait_waiting(api, run_id, "awaiting_input", "input")
         assert run["wait"]["question"] == "Which colour should the report use?"
+        metrics = api.get("/metrics").text  # a waiting run shows as waiting capacity
+        assert 'sparkpilot_runs{status="awaiting_input"} 1.0' in metrics, metrics[:2000]
         answered = api.post(f"/api/v1/runs/{run_id}/input", json={"text": "blue"})
         assert answered.status_code == 200, answered.text
         late = api.post(f"/api/v1/runs/{run_id}/input", json={"text": "red"})  # it is running again

@@ -83,16 +83,19 @@ def team(base_env: dict[str, str]) -> Iterator[Team]:
     with ScriptedModel(MODEL, []) as model:
         for name, extra in (("main", {"SPARKPILOT_WEBHOOK_URL": f"http://127.0.0.1:{hook.server_address[1]}/hook"}),
                             ("short", {"SPARKPILOT_PLAN_TIMEOUT_S": "3", "SPARKPILOT_APPROVAL_TIMEOUT_S": "3",
-                                       "SPARKPILOT_INPUT_TIMEOUT_S": "3", "SPARKPILOT_TEAM_MAX_REPLANS": "0"})):
+                                       "SPARKPILOT_INPUT_TIMEOUT_S": "3", "SPARKPILOT_TEAM_MAX_REPLANS": "0",
+                                       "SPARKPILOT_TEAM_STEP_RETRIES": "1"})):
             tag = uuid.uuid4().hex[:8]
             folder = tmp / name
             folder.mkdir(mode=0o711)
-            env = dict(base_env, SPARKPILOT_TEAM_MAX_REPLANS="1")
+            env = dict(base_env, SPARKPILOT_TEAM_MAX_REPLANS="1", SPARKPILOT_TEAM_STEP_RETRIES="0")
             env.update(DATABASE_URL=f"sqlite:///{folder / 'team.db'}", SPARKPILOT_QUEUE_NAME=f"test-{name}-{tag}",
                        SPARKPILOT_KEY_PREFIX=f"sptest-{name}-{tag}", SPARKPILOT_WORKSPACE_DIR=str(folder / "workspace"),
                        SPARKPILOT_TRAJECTORIES_DIR=str(folder / "trajectories"), SPARKPILOT_INFERENCE_MODEL=MODEL,
                        SPARKPILOT_INFERENCE_URL=model.url, SPARKPILOT_WAIT_POLL_S="0.2", SPARKPILOT_AGENT_MAX_TOKENS="256",
-                       SPARKPILOT_TEAM_STEP_RETRIES="0", SPARKPILOT_DEFAULT_MAX_STEPS="6", **extra)
+                       SPARKPILOT_DEFAULT_MAX_STEPS="6")
+            env.setdefault("SPARKPILOT_TEAM_STEP_RETRIES", "0")
+            env.update(extra)
             upgrade(env["DATABASE_URL"])
             stack = Stack(env=env, logdir=folder)
             stacks.append(stack)
@@ -326,11 +329,14 @@ def test_plan_left_unanswered_fails_the_run(team: Team) -> None:
 def test_unanswered_approval_is_a_deny(team: Team) -> None:
     with client(team.short) as api:
         run_id = start(api, team.model, "APPROVALTIMEOUT", [plan(("coder", "Compute", "")),
-                                                            json.dumps({"code": "print(1)"})], auto_approve=True)
-        run = wait_terminal(api, run_id, timeout=30)
+                                                            json.dumps({"code": "print(1)"}),
+                                                            json.dumps({"code": "print(2)"})], auto_approve=True)
+        run = wait_terminal(api, run_id, timeout=40)
         assert run["status"] == "failed" and "no answer before the approval's deadline" in run["reason"], run
-        [approval] = api.get(f"/api/v1/runs/{run_id}/approvals").json()
-        assert approval["status"] == "timed_out" and approval["decided_at"]
+        approvals = api.get(f"/api/v1/runs/{run_id}/approvals").json()  # the step's try and its one retry
+        assert [(a["status"], a["action"]["args"]["code"]) for a in approvals] == [("timed_out", "print(1)"),
+                                                                                 ("timed_out", "print(2)")]
+        assert all(a["decided_at"] for a in approvals)
 
 
 def test_unanswered_question_goes_on_without_an_answer(team: Team) -> None:
@@ -399,3 +405,24 @@ def test_an_invalid_plan_from_the_model_becomes_a_one_step_plan_to_review(team: 
         assert api.post(f"/api/v1/runs/{run_id}/cancel").json()["status"] == "cancelled"
         [source] = [d["payload"]["source"] for _, t, d in sse_collect(api, run_id) if t == "plan.proposed"]
         assert source.startswith("fallback: the model's plan is not valid")
+
+
+def test_a_result_the_validator_refuses_is_retried_with_its_feedback(team: Team) -> None:
+    def write(path: str) -> str:
+        return json.dumps({"operation": "write", "path": path, "content": "notes"})
+
+    with client(team.short) as api:
+        run_id = start(api, team.model, "RETRIED", [plan(("file", "Write the notes", "summary.md exists")), write("notes.md"),
+                                                    json.dumps({"done": False, "feedback": "name it summary.md"}),
+                                                    write("summary.md"), DONE, answer("Written.")], auto_approve=True)
+        run = wait_terminal(api, run_id, timeout=40)
+        assert run["status"] == "succeeded", run
+        [entry] = api.get(f"/api/v1/runs/{run_id}/plan").json()["ledger"]
+        assert entry["attempt"] == 2 and entry["data"]["path"] == "summary.md"
+        file_prompts = [json.dumps(r["messages"]) for r in team.model.requests
+                        if "RETRIED" in json.dumps(r) and "You handle files" in json.dumps(r)]
+        assert len(file_prompts) == 2 and "not accepted: name it summary.md" in file_prompts[1]
+        finished = [d["payload"] for _, t, d in sse_collect(api, run_id)
+                    if t == "team.step" and d["payload"]["phase"] == "finished"]
+        assert [(f["attempt"], f["ok"], f.get("feedback")) for f in finished] == [(1, False, "name it summary.md"),
+                                                                                 (2, True, None)]

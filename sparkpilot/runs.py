@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from sparkpilot.db.models import HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, Run, RunStatus, User, utcnow
+from sparkpilot.db.models import HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, Agent, Run, RunStatus, User, utcnow
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.events import add_event
 from sparkpilot.schemas import EventPublic, RunCreate
@@ -34,9 +34,10 @@ def step_budget(requested: int | None, default: int, limit: int) -> int:
 
 
 def create_run(
-    session: Session, user: User, body: RunCreate, model: str | None = None, max_steps: int = 30
+    session: Session, user: User, body: RunCreate, model: str | None = None, max_steps: int = 30,
+    agent: Agent | None = None,
 ) -> tuple[Run, list[EventPublic]]:
-    """Insert a queued run on `model` and its run.queued event (caller commits, then enqueues)."""
+    """Insert a queued run on `model` (started from `agent`, if any) and its run.queued event (caller commits, then enqueues)."""
     allowed = body.allowed_domains
     if allowed is None:  # by default the run stays on its start URL's site
         host = urlsplit(body.start_url or "").hostname
@@ -44,14 +45,22 @@ def create_run(
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {}),
               **({"temperature": body.temperature} if body.temperature else {}),
               **({"purpose": body.purpose} if body.purpose != "task" else {}),
-              **({"approvals": body.approval_policy} if body.approval_policy else {})}
+              **({"approvals": body.approval_policy} if body.approval_policy else {}),
+              **({"instructions": agent.config["instructions"]} if agent and agent.config.get("instructions") else {})}
     run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps or max_steps,
               policy=policy, mode=body.mode, auto_approve=body.auto_approve,
+              agent_id=agent.id if agent else None, agent_version=agent.version if agent else None,
               allowed_domains=allowed, env=body.env.model_dump() if body.env else {}, model=model)
     session.add(run)
     session.flush()
     ev = add_event(session, run.id, "run.queued", {"task": run.task, "start_url": run.start_url})
     return run, [ev]
+
+
+def goal_of(run: Run) -> str:
+    """What the run's agents work towards: a saved agent's instructions, then the task."""
+    instructions = run.policy.get("instructions")
+    return f"{instructions}\n\nTask: {run.task}" if instructions else run.task
 
 
 def get_run(session: Session, run_id: str, user: User | None = None) -> Run:

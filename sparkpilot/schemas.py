@@ -136,6 +136,8 @@ class RunPublic(BaseModel):
     reward: float | None
     mode: str
     auto_approve: bool
+    agent_id: str | None
+    agent_version: int | None
     wait: dict[str, Any] | None
     wait_deadline_at: datetime | None
     cancel_requested: bool
@@ -225,6 +227,112 @@ class SavedPlanPublic(BaseModel):
     source_run_id: str | None
     uses: int
     created_at: datetime
+
+
+AGENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$"
+
+
+class AgentConfig(BaseModel):
+    """What a saved agent fixes for its runs (each change is a new version)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    description: str = Field(default="", max_length=2000)
+    # Put before every task of the agent's runs (the web agent's goal, the orchestrator's task).
+    instructions: str = Field(default="", max_length=10_000)
+    mode: Literal["direct", "team"] = "direct"
+    # The base model, an adapter NAME (its promoted version at each run) or NAME@vN; None = the server's default.
+    model: str | None = Field(default=None, max_length=200)
+    allowed_domains: list[str] | None = Field(default=None, max_length=50)
+    max_steps: int | None = Field(default=None, ge=1)
+    tools: list[str] = Field(default_factory=list, max_length=50)  # MCP tool names
+    documents: list[str] = Field(default_factory=list, max_length=50)  # document collection ids
+    approval_policy: dict[ApprovalCategory, ApprovalRule] | None = None
+
+
+class AgentCreate(AgentConfig):
+    """Body of POST /api/v1/agents."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=AGENT_NAME)
+
+
+class AgentUpdate(BaseModel):
+    """Body of PATCH /api/v1/agents/{id}: the fields to change."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=100, pattern=AGENT_NAME)
+    description: str | None = Field(default=None, max_length=2000)
+    instructions: str | None = Field(default=None, max_length=10_000)
+    mode: Literal["direct", "team"] | None = None
+    model: str | None = Field(default=None, max_length=200)
+    allowed_domains: list[str] | None = Field(default=None, max_length=50)
+    max_steps: int | None = Field(default=None, ge=1)
+    tools: list[str] | None = Field(default=None, max_length=50)
+    documents: list[str] | None = Field(default=None, max_length=50)
+    approval_policy: dict[ApprovalCategory, ApprovalRule] | None = None
+
+
+class AgentPublic(AgentConfig):
+    """A saved agent as the API shows it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentRunCreate(BaseModel):
+    """Body of POST /api/v1/agents/{id}/runs: the task, and what a run may change of the agent's settings."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    task: str = Field(min_length=1, max_length=10_000)
+    start_url: str | None = Field(default=None, max_length=4096)
+    max_steps: int | None = Field(default=None, ge=1)
+    allowed_domains: list[str] | None = Field(default=None, max_length=50)
+    auto_approve: bool = False
+    # A scripted policy, as on POST /api/v1/runs (tests and overhead measurements).
+    policy: Literal["model", "replay"] = "model"
+    actions: list[dict[str, Any] | str] | None = Field(default=None, max_length=500)
+
+
+class AgentRunPublic(BaseModel):
+    """One execution of an agent, in its run list."""
+
+    id: str
+    status: RunStatus
+    task: str
+    agent_version: int | None
+    reason: str | None
+    result: str | None
+    steps: int
+    duration_s: float | None
+    created_at: datetime
+
+
+class AgentStats(BaseModel):
+    """An agent's record over all its runs."""
+
+    runs: int
+    finished: int
+    succeeded: int
+    success_rate: float | None  # succeeded / finished
+    mean_steps: float | None
+    mean_duration_s: float | None
+
+
+class AgentRuns(BaseModel):
+    """GET /api/v1/agents/{id}/runs: a page of runs and the agent's stats."""
+
+    items: list[AgentRunPublic]
+    total: int
+    limit: int
+    offset: int
+    stats: AgentStats
 
 
 class RunFilePublic(BaseModel):

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.errors import envelope, install_error_handlers
 from services.gateway.reaper import reaper_loop
-from services.gateway.routers import health, models, runs, stream, team, training
+from services.gateway.routers import agents, health, models, runs, stream, team, training
 from agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
@@ -108,6 +108,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(team.router)
+    app.include_router(agents.router)
     app.include_router(stream.router)
     app.include_router(models.router)
     app.include_router(training.router)

@@ -147,7 +147,7 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
             return RunStatus.failed, failed, None, None
         page = hooks.page
         assert page is not None
-        goal, root, episode = run.task, None, None
+        goal, root, episode = runs.goal_of(run), None, None
         if run.env.get("type") == "miniwob":
             page.set_viewport_size({"width": 500, "height": 320})  # MiniWoB's own size; small screenshots
             episode = MiniwobEpisode(page)

@@ -23,7 +23,7 @@ from services.worker.browser import get_browser_pool
 from services.worker.recorder import WorkerHooks, commit_events, emit
 from services.worker.sandbox import SandboxLimits, SandboxResult, run_python
 from services.worker.waits import approval_policy, wait_for_approval, wait_for_input
-from sparkpilot import plans, run_files
+from sparkpilot import plans, run_files, runs
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import add_event
@@ -41,7 +41,7 @@ class WorkerTeamHost:
     def __init__(self, run: Run, settings: WorkerSettings, heart: Any, policy: Any, hooks: WorkerHooks,
                  approvals: ApprovalPolicy, start_index: int) -> None:
         self.run, self.settings, self.heart, self.policy, self.hooks = run, settings, heart, policy, hooks
-        self.task = run.task
+        self.task = runs.goal_of(run)
         self.workspace: Path = run_files.files_dir(settings, run.id)
         self.approvals = approvals
         self.hooks.next_index = start_index
@@ -118,7 +118,7 @@ def plan_run(run: Run, settings: WorkerSettings, policy: Any) -> None:
     feedback = (run.plan or {}).get("feedback", [])
     source = "model" + (" (from a saved plan)" if example else "")
     try:
-        steps = plan_task(policy.ask, run.task, feedback, example)
+        steps = plan_task(policy.ask, runs.goal_of(run), feedback, example)
     except PlanInvalid as exc:  # e.g. a small model's JSON cut off at max_tokens: the person still gets a plan
         steps, source = fallback_plan(run.task), f"fallback: {exc}"[:500]
     commit_events(plans.propose_plan, run.id, steps, settings.plan_timeout_s, source)

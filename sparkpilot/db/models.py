@@ -125,6 +125,10 @@ class Run(Base):
     # What the run waits for, while it waits: {kind: plan|action|input, ...}; its deadline is wait_deadline_at.
     wait: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     wait_deadline_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # The saved agent (and which version of it) the run was started from; plain columns, so deleting the
+    # agent leaves its runs readable.
+    agent_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    agent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
     last_event_id: Mapped[int] = mapped_column(Integer, default=0)
@@ -348,4 +352,33 @@ class SavedPlan(Base):
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     source_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     uses: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Agent(Base):
+    """A saved agent configuration of a user ("the invoice agent"); every change is a new version."""
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the current version's AgentConfig
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentVersion(Base):
+    """One version of an agent, kept after the agent is deleted (its runs name it)."""
+
+    __tablename__ = "agent_versions"
+    __table_args__ = (UniqueConstraint("agent_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

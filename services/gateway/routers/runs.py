@@ -7,15 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from services.gateway.deps import DB, CurrentUser, Settings
-from sparkpilot.queue import enqueue_run
 from sparkpilot import registry, run_files, runs
-from sparkpilot.db.models import Run, RunStatus, Step
+from sparkpilot.db.models import Agent, Run, RunStatus, Step, User
 from sparkpilot.errors import Conflict, NotFound
 from sparkpilot.events import publish
 from sparkpilot.redis_client import get_redis
+from sparkpilot.queue import enqueue_run
 from sparkpilot.schemas import Paginated, RunCreate, RunFilePublic, RunPublic, StepPublic
+from sparkpilot.settings import GatewaySettings
 from sparkpilot.trajectory import TrajectoryStep, run_records
 from sparkpilot.urls import check_start_url
 
@@ -25,13 +27,18 @@ router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 @router.post("", status_code=201, response_model=RunPublic)
 def create_run(body: RunCreate, db: DB, user: CurrentUser, settings: Settings) -> Run:
     """Create a run and queue it; 404 for an unknown model, 503 (and nothing stored) if the queue is down."""
+    return submit_run(db, user, body, settings)
+
+
+def submit_run(db: Session, user: User, body: RunCreate, settings: GatewaySettings, agent: Agent | None = None) -> Run:
+    """Validate, store and queue a run (of `agent`, if given); nothing is left behind if queueing fails."""
     if body.start_url:
         body.start_url = check_start_url(body.start_url, settings.allowed_url_prefixes)
     max_steps = runs.step_budget(body.max_steps, settings.default_max_steps, settings.max_steps_limit)
     client = get_redis()
     client.ping()  # fail fast with 503 before touching the database
     model = registry.resolve_model(db, body.model, settings.inference_model, settings.agent_adapter)
-    run, events = runs.create_run(db, user, body, model, max_steps)
+    run, events = runs.create_run(db, user, body, model, max_steps, agent)
     db.commit()
     try:
         enqueue_run(run.id)

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from sparkpilot import registry
 from sparkpilot.db.models import TERMINAL_STATUSES, Agent, AgentVersion, Run, RunStatus, Step, User, utcnow
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
-from sparkpilot.schemas import (AgentConfig, AgentCreate, AgentPublic, AgentRunCreate, AgentRunPublic, AgentStats,
-                                AgentUpdate, RunCreate)
+from sparkpilot.schemas import RunCreate
+from sparkpilot.team_schemas import (AgentConfig, AgentCreate, AgentPublic, AgentRunCreate, AgentRunPublic, AgentStats,
+                                     AgentUpdate)
 
 
 def agent_public(agent: Agent) -> AgentPublic:

@@ -17,7 +17,8 @@ from sparkpilot.db.models import Approval, ApprovalStatus, Run, RunStatus, User,
 from sparkpilot.errors import Conflict, NotFound
 from sparkpilot.events import add_event
 from sparkpilot.runs import get_run, set_status
-from sparkpilot.schemas import ApprovalPublic, EventPublic
+from sparkpilot.schemas import EventPublic
+from sparkpilot.team_schemas import ApprovalPublic
 
 APPROVAL_TIMED_OUT = "no answer before the approval's deadline"
 

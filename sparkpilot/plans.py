@@ -18,7 +18,8 @@ from sparkpilot.db.models import Run, RunStatus, SavedPlan, User, utcnow
 from sparkpilot.errors import Conflict, NotFound
 from sparkpilot.events import add_event
 from sparkpilot.runs import finish_run, get_run, set_status
-from sparkpilot.schemas import EventPublic, PlanDecision, PlanPublic, PlanStep
+from sparkpilot.schemas import EventPublic
+from sparkpilot.team_schemas import PlanDecision, PlanPublic, PlanStep
 
 PLAN_TIMED_OUT = "plan approval timed out"
 SIMILAR_AT = 0.5  # Jaccard similarity of task words above which a saved plan is offered to the planner

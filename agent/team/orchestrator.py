@@ -16,7 +16,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from agent.team.roles import AGENTS, StepResult, TeamHost, TeamStop, describe_agents, results_text
-from sparkpilot.schemas import Plan, PlanStep
+from sparkpilot.team_schemas import Plan, PlanStep
 
 MAX_PLAN_STEPS = 6
 PLAN_SCHEMA = {

@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol
 
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.run_files import resolve_in
-from sparkpilot.schemas import PlanStep
+from sparkpilot.team_schemas import PlanStep
 
 SUMMARY_CHARS = 1500  # of one step's result, as later steps and the validator read it
 CONTEXT_FILE = "context.json"  # earlier steps' results, written for the Coder's program

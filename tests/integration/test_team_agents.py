@@ -19,7 +19,7 @@ import pytest
 
 from agent.team.roles import AGENTS, CONTEXT_FILE, FileSurfer
 from services.worker.sandbox import SandboxLimits, available, run_python
-from sparkpilot.schemas import PlanStep
+from sparkpilot.team_schemas import PlanStep
 
 pytestmark = pytest.mark.skipif(not available(), reason="bubblewrap cannot create namespaces here")
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sparkpilot.schemas import Plan
+from sparkpilot.team_schemas import Plan
 from tests.helpers import sse_collect
 
 

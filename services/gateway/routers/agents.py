@@ -10,7 +10,8 @@ from services.gateway.deps import DB, CurrentUser, Settings
 from services.gateway.routers.runs import submit_run
 from sparkpilot import agents
 from sparkpilot.db.models import Run
-from sparkpilot.schemas import AgentCreate, AgentPublic, AgentRunCreate, AgentRuns, AgentUpdate, Paginated, RunPublic
+from sparkpilot.schemas import Paginated, RunPublic
+from sparkpilot.team_schemas import AgentCreate, AgentPublic, AgentRunCreate, AgentRuns, AgentUpdate
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 

@@ -14,8 +14,8 @@ from sparkpilot.errors import NotFound
 from sparkpilot.events import publish
 from sparkpilot.queue import enqueue_run
 from sparkpilot.redis_client import get_redis
-from sparkpilot.schemas import (ApprovalDecision, ApprovalPublic, InputAnswer, Paginated, PlanDecision, PlanPublic,
-                                RunPublic, SavedPlanPublic)
+from sparkpilot.schemas import Paginated, RunPublic
+from sparkpilot.team_schemas import ApprovalDecision, ApprovalPublic, InputAnswer, PlanDecision, PlanPublic, SavedPlanPublic
 
 router = APIRouter(tags=["team"])
 

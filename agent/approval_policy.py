@@ -101,7 +101,7 @@ def web_categories(name: str, args: dict[str, Any], obs: Observation, allowed: l
         el = obs.element(str(args.get("bid"))) or {}
         if el.get("download"):
             found.append(("download", f"the link {el.get('text') or el.get('href')!r} downloads a file"))
-    sensitive = _sensitive_fields(obs)
-    if sensitive and _submits(name, args, obs):
+    sensitive = _sensitive_fields(obs) if _submits(name, args, obs) else []
+    if sensitive:
         found.append(("submit_sensitive", f"this submits a form with {' and '.join(sensitive)} on {obs.url}"))
     return found

@@ -77,7 +77,9 @@ def decide_approval(session: Session, run_id: str, user: User, approval_id: str,
     return row, _settle(session, run_id, row, status, reason or f"{'approved' if approve else 'denied'} by {user.name}")
 
 
-def _settle(session: Session, run_id: str, row: Approval, status: ApprovalStatus, why: str) -> list[EventPublic]:
+def _settle(session: Session, run_id: str, row: Approval, status: ApprovalStatus, why: str,
+            resume: bool = True) -> list[EventPublic]:
+    """Decide a pending approval once (a conditional UPDATE) with its event; `resume` moves the run back to running."""
     res = session.execute(update(Approval).where(Approval.id == row.id, Approval.status == ApprovalStatus.pending)
                           .values(status=status, decided_reason=why, decided_at=utcnow()))
     if res.rowcount != 1:
@@ -85,8 +87,16 @@ def _settle(session: Session, run_id: str, row: Approval, status: ApprovalStatus
     session.refresh(row)
     events = [add_event(session, run_id, "approval.decided",
                         {"approval_id": row.id, "status": status.value, "reason": why})]
+    if not resume:
+        return events
     return events + set_status(session, run_id, {RunStatus.awaiting_approval}, RunStatus.running,
                                wait=None, wait_deadline_at=None)
+
+
+def withdraw_approval(session: Session, run_id: str, approval_id: str, why: str) -> list[EventPublic]:
+    """Deny a still-pending approval because the run is ending (cancelled); the run's status is left to its end."""
+    row = session.get(Approval, approval_id)
+    return _settle(session, run_id, row, ApprovalStatus.denied, why, resume=False) if row is not None else []
 
 
 def settle_approval(session: Session, run_id: str, approval_id: str) -> tuple[ApprovalStatus, str | None, list[EventPublic]]:

@@ -142,13 +142,14 @@ def execute_plan(host: TeamHost, steps: list[dict[str, Any]], done: list[dict[st
             entry = {"index": i, "agent": step.agent, "instruction": step.instruction, "ok": ok,
                      "summary": result.summary, "data": result.data, "attempt": attempt + 1,
                      **({"feedback": feedback} if not ok else {})}
-            progress(done, steps, {"phase": "finished", "index": i, "agent": step.agent, "attempt": attempt + 1, "ok": ok,
-                                   "summary": result.summary[:500], **({"feedback": feedback} if not ok else {})})
+            # One write per try: the ledger (with this step once it is done) and the try's event.
+            progress([*done, entry] if ok else done, steps,
+                     {"phase": "finished", "index": i, "agent": step.agent, "attempt": attempt + 1, "ok": ok,
+                      "summary": result.summary[:500], **({"feedback": feedback} if not ok else {})})
             if ok or cancelled():
                 break
         if entry.get("ok"):
             done = [*done, entry]
-            progress(done, steps, {})
             i += 1
             continue
         if cancelled():

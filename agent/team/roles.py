@@ -12,7 +12,7 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.run_files import resolve_in
@@ -268,5 +268,3 @@ def describe_agents() -> str:
     """One line per registered agent, for the planner's prompt."""
     return "\n".join(f"- {a.name}: {a.description}" for a in AGENTS.values())
 
-
-ProgressFn = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]

@@ -26,7 +26,6 @@ from services.worker.waits import approval_policy, wait_for_approval, wait_for_i
 from sparkpilot import plans, run_files, runs
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
-from sparkpilot.events import add_event
 from sparkpilot.settings import WorkerSettings
 from sparkpilot.webhook import notify
 
@@ -153,8 +152,8 @@ def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) ->
             def _write(s) -> list:  # noqa: ANN001
                 plans.record_ledger(s, run.id, done, steps)
                 if event.get("replanned"):
-                    return [add_event(s, run.id, "plan.revised", {"from_step": event["from_step"], "steps": steps})]
-                return emit(s, run.id, "team.step", event) if event else []
+                    return emit(s, run.id, "plan.revised", {"from_step": event["from_step"], "steps": steps})
+                return emit(s, run.id, "team.step", event)
             commit_events(_write)
 
         outcome = execute_plan(host, plan["steps"], plan.get("ledger", []),

@@ -13,8 +13,7 @@ from typing import Any
 from agent.approval_policy import ApprovalPolicy
 from services.worker.recorder import commit_events
 from sparkpilot import approvals
-from sparkpilot.db.models import Approval, ApprovalStatus, Run
-from sparkpilot.db.session import session_scope
+from sparkpilot.db.models import ApprovalStatus, Run
 from sparkpilot.settings import WorkerSettings
 from sparkpilot.webhook import notify
 
@@ -52,7 +51,7 @@ def wait_for_approval(run_id: str, category: str, action: dict[str, Any], reason
                                   "category": category, "action": action, "reason": reason})
     while True:
         if heart.cancel_requested.is_set():
-            _close(aid, CANCELLED)
+            commit_events(approvals.withdraw_approval, run_id, aid, CANCELLED)
             return False, CANCELLED
         box: dict[str, Any] = {}
 
@@ -64,13 +63,6 @@ def wait_for_approval(run_id: str, category: str, action: dict[str, Any], reason
         if box["status"] is not ApprovalStatus.pending:
             return box["status"] is ApprovalStatus.approved, str(box["why"] or box["status"].value)
         time.sleep(settings.wait_poll_s)
-
-
-def _close(approval_id: str, why: str) -> None:
-    with session_scope() as s:
-        row = s.get(Approval, approval_id)
-        if row is not None and row.status is ApprovalStatus.pending:
-            row.status, row.decided_reason = ApprovalStatus.denied, why
 
 
 def wait_for_input(run_id: str, question: str, settings: WorkerSettings, heart: Any) -> tuple[str, str | None]:

@@ -36,6 +36,9 @@ def test_team_run_with_the_embedded_model_plans_validly_and_ends(api, pages) -> 
     assert proposed["source"] == "model"  # the model's own JSON validated (no fallback)
     started = [d["payload"] for _, t, d in events if t == "team.step" and d["payload"].get("phase") == "started"]
     assert started and started[0]["agent"] == plan.steps[0].agent  # the orchestrator delegated its first step
-    assert run["reason"], run
+    finished = [d["payload"] for _, t, d in events if t == "team.step" and d["payload"].get("phase") == "finished"]
+    assert finished and all(f["summary"] for f in finished)  # each try reported what its agent did
+    assert api.get(f"/api/v1/runs/{run_id}/plan").json()["status"] == "approved"  # auto_approve approved it
+    assert events[-1][1] == f"run.{run['status']}"  # the stream ends with the run's own end
     print(f"\nembedded team run: {run['status']} ({run['reason']}); plan: "
           f"{[(s.agent, s.instruction) for s in plan.steps]}; result: {run['result']!r}")

@@ -47,6 +47,23 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     console.print(f"database at {get_settings().database_url.split('@')[-1]} is at {revision}")
 
 
+mcp_app = typer.Typer(help="Sparkpilot as an MCP server.", no_args_is_help=True)
+app.add_typer(mcp_app, name="mcp")
+
+
+@mcp_app.command("serve")
+def mcp_serve(token: str = typer.Option(..., envvar="SPARKPILOT_TOKEN", help="your API token: tools act as its user")) -> None:
+    """Serve Sparkpilot's MCP tools over stdio (for desktop MCP clients); HTTP clients use the gateway's /mcp."""
+    from services.gateway.mcp_server import serve_stdio  # the gateway's code, only when serving
+    from sparkpilot.errors import SparkpilotError
+
+    try:
+        serve_stdio(token)
+    except SparkpilotError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+
+
 export_app = typer.Typer(help="Export data.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 

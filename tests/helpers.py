@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -157,6 +158,22 @@ class Stack:
                     proc.wait(15)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
+
+
+def scripted_env(base_env: dict[str, str], folder: Path, model_url: str, model: str, **extra: str) -> dict[str, str]:
+    """The env of a private stack in `folder` (its own SQLite, queue, key prefix, workspace) on a scripted model."""
+    from sparkpilot.db.migrate import upgrade
+
+    tag = uuid.uuid4().hex[:8]
+    env = dict(base_env)
+    env.update(DATABASE_URL=f"sqlite:///{folder / 'stack.db'}", SPARKPILOT_QUEUE_NAME=f"test-{folder.name}-{tag}",
+               SPARKPILOT_KEY_PREFIX=f"sptest-{folder.name}-{tag}", SPARKPILOT_WORKSPACE_DIR=str(folder / "workspace"),
+               SPARKPILOT_TRAJECTORIES_DIR=str(folder / "trajectories"), SPARKPILOT_INFERENCE_MODEL=model,
+               SPARKPILOT_INFERENCE_URL=model_url, SPARKPILOT_WAIT_POLL_S="0.2", SPARKPILOT_AGENT_MAX_TOKENS="256",
+               SPARKPILOT_DEFAULT_MAX_STEPS="6")
+    env.update(extra)
+    upgrade(env["DATABASE_URL"])
+    return env
 
 
 def sse_collect(api: httpx.Client, run_id: str, headers: dict | None = None) -> list[tuple[int, str, dict]]:

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.errors import envelope, install_error_handlers
+from services.gateway.mcp_server import build_mcp, http_app, http_token
 from services.gateway.reaper import reaper_loop
 from services.gateway.routers import agents, health, models, runs, stream, team, training
 from agent.miniwob import html_dir
@@ -85,14 +86,15 @@ class BodyLimit:
 
 
 @contextlib.asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    """Register the admin token and run the lost-run reaper while the app lives."""
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Register the admin token; run the lost-run reaper and the MCP session manager while the app lives."""
     settings = get_gateway_settings()
     with session_scope() as s:
         ensure_admin_token(s, settings.admin_token)
     reaper = asyncio.create_task(reaper_loop(settings))
     log.info("gateway ready on %s:%s", settings.host, settings.port)
-    yield
+    async with app.state.mcp.session_manager.run():
+        yield
     reaper.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await reaper
@@ -112,6 +114,9 @@ def create_app() -> FastAPI:
     app.include_router(stream.router)
     app.include_router(models.router)
     app.include_router(training.router)
+    # MCP clients (editors, assistants) reach the same tools at /mcp with the same bearer tokens.
+    app.state.mcp = build_mcp(http_token)
+    app.add_route("/mcp", http_app(app.state.mcp), include_in_schema=False)
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

@@ -13,7 +13,6 @@ import json
 import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import Stack, sse_collect, wait_for, wait_terminal, ws_collect
+from tests.helpers import Stack, scripted_env, sse_collect, wait_for, wait_terminal, ws_collect
 from tests.scripted_model import ScriptedModel
 
 MODEL = "scripted-team"
@@ -73,8 +72,6 @@ def _webhook(received: list[dict]) -> ThreadingHTTPServer:
 @pytest.fixture(scope="module")
 def team(base_env: dict[str, str]) -> Iterator[Team]:
     """Two private stacks on one scripted model; workspaces the sandbox's user can reach."""
-    from sparkpilot.db.migrate import upgrade
-
     tmp = Path(tempfile.mkdtemp(prefix="sparkpilot-team-"))
     os.chmod(tmp, 0o711)
     received: list[dict] = []
@@ -85,18 +82,10 @@ def team(base_env: dict[str, str]) -> Iterator[Team]:
                             ("short", {"SPARKPILOT_PLAN_TIMEOUT_S": "3", "SPARKPILOT_APPROVAL_TIMEOUT_S": "3",
                                        "SPARKPILOT_INPUT_TIMEOUT_S": "3", "SPARKPILOT_TEAM_MAX_REPLANS": "0",
                                        "SPARKPILOT_TEAM_STEP_RETRIES": "1"})):
-            tag = uuid.uuid4().hex[:8]
             folder = tmp / name
             folder.mkdir(mode=0o711)
-            env = dict(base_env, SPARKPILOT_TEAM_MAX_REPLANS="1", SPARKPILOT_TEAM_STEP_RETRIES="0")
-            env.update(DATABASE_URL=f"sqlite:///{folder / 'team.db'}", SPARKPILOT_QUEUE_NAME=f"test-{name}-{tag}",
-                       SPARKPILOT_KEY_PREFIX=f"sptest-{name}-{tag}", SPARKPILOT_WORKSPACE_DIR=str(folder / "workspace"),
-                       SPARKPILOT_TRAJECTORIES_DIR=str(folder / "trajectories"), SPARKPILOT_INFERENCE_MODEL=MODEL,
-                       SPARKPILOT_INFERENCE_URL=model.url, SPARKPILOT_WAIT_POLL_S="0.2", SPARKPILOT_AGENT_MAX_TOKENS="256",
-                       SPARKPILOT_DEFAULT_MAX_STEPS="6")
-            env.setdefault("SPARKPILOT_TEAM_STEP_RETRIES", "0")
-            env.update(extra)
-            upgrade(env["DATABASE_URL"])
+            env = scripted_env(base_env, folder, model.url, MODEL, **{
+                "SPARKPILOT_TEAM_MAX_REPLANS": "1", "SPARKPILOT_TEAM_STEP_RETRIES": "0", **extra})
             stack = Stack(env=env, logdir=folder)
             stacks.append(stack)
         try:

@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from services.gateway.deps import DB, CurrentUser, Settings
 from sparkpilot import approvals, plans, runs
-from sparkpilot.db.models import RunStatus
+from sparkpilot.db.models import Run, RunStatus, User
 from sparkpilot.errors import NotFound
 from sparkpilot.events import publish
 from sparkpilot.queue import enqueue_run
@@ -29,9 +30,14 @@ def get_plan(run_id: str, db: DB, user: CurrentUser) -> PlanPublic:
 @router.post("/api/v1/runs/{run_id}/plan", response_model=PlanPublic)
 def decide_plan(run_id: str, body: PlanDecision, db: DB, user: CurrentUser, settings: Settings) -> PlanPublic:
     """Approve, edit (validated, then approved) or reject with feedback (re-planned); 409 unless the plan waits."""
+    return plans.plan_public(apply_plan_decision(db, run_id, user, body, settings.plan_max_rejections))
+
+
+def apply_plan_decision(db: Session, run_id: str, user: User, body: PlanDecision, max_rejections: int) -> Run:
+    """Decide a waiting plan, commit, queue the run again when approved, and publish the events."""
     client = get_redis()
     client.ping()  # fail fast with 503 before deciding anything
-    run, events, requeue = plans.decide_plan(db, run_id, user, body, settings.plan_max_rejections)
+    run, events, requeue = plans.decide_plan(db, run_id, user, body, max_rejections)
     db.commit()
     if requeue:
         try:
@@ -43,7 +49,7 @@ def decide_plan(run_id: str, body: PlanDecision, db: DB, user: CurrentUser, sett
             raise
     publish(client, events)
     db.refresh(run)
-    return plans.plan_public(run)
+    return run
 
 
 @router.get("/api/v1/runs/{run_id}/approvals", response_model=list[ApprovalPublic])

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.observe import Observation, role_of
+from agent.tools import TOOL_ACTIONS, ToolBox, offered_tools, tool_schemas
 
 ThoughtMode = Literal["none", "after"]
 TEXT_INPUT_TYPES = frozenset({"text", "password", "email", "search", "number", "tel", "url", "date", "time",
@@ -48,6 +49,7 @@ class ActionSpace:
     bids: dict[str, list[str]] = field(default_factory=dict)
     thought: ThoughtMode = "none"
     elements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tools: ToolBox | None = None
 
     def _params(self, name: str, bid: str | None) -> dict[str, Any]:
         if name == "fill":
@@ -66,7 +68,9 @@ class ActionSpace:
         return {}
 
     def variants(self, name: str) -> list[dict[str, Any]]:
-        """JSON schemas of one offered action: per target name for element actions, else one."""
+        """JSON schemas of one offered action: per target name for element actions, per MCP tool, else one."""
+        if name in TOOL_ACTIONS:
+            return tool_schemas(self.tools, name)
         groups: dict[tuple[str, str | None], list[str]] = {}
         for bid in self.bids.get(name, [None]):  # type: ignore[list-item]
             el = self.elements.get(bid) if bid else None
@@ -98,8 +102,8 @@ class ActionSpace:
 
 
 def build_action_space(obs: Observation, *, env_judges_end: bool = False, thought: ThoughtMode = "none",
-                       coordinates: bool = False) -> ActionSpace:
-    """The actions that make sense on this page (an environment that judges the end gets no finish/goto)."""
+                       coordinates: bool = False, tools: ToolBox | None = None) -> ActionSpace:
+    """The actions that make sense on this page and the host's tools (an environment that judges the end gets no finish/goto)."""
     usable = [e for e in obs.elements if _usable(e)]
     bids = {
         "click": [e["bid"] for e in usable if e["tag"] != "option"],
@@ -114,10 +118,11 @@ def build_action_space(obs: Observation, *, env_judges_end: bool = False, though
         offered.append("click_xy")
     if not env_judges_end:
         offered += ["goto", *(["go_back"] if obs.history_length > 1 else []), "send_msg_to_user", "finish"]
+    offered += offered_tools(tools)
     if not offered:  # an empty page inside an environment: scrolling is the only harmless move
         offered = ["scroll"]
     return ActionSpace(offered, {k: v for k, v in bids.items() if k in offered}, thought,
-                       {e["bid"]: e for e in usable})
+                       {e["bid"]: e for e in usable}, tools)
 
 
 def example_answer(action: dict[str, Any], thought: ThoughtMode) -> str:

@@ -91,6 +91,7 @@ class ActionResult:
     finished: bool = False
     answer: str | None = None
     success: bool = True  # with finished: False when the agent reports that it failed
+    output: str | None = None  # a tool's result, for the model's next prompt
 
 
 @dataclass

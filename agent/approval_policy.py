@@ -17,7 +17,8 @@ from agent.guards import url_allowed
 from agent.observe import Observation
 
 Rule = Literal["allow", "ask", "deny"]
-CATEGORIES = ("submit_sensitive", "download", "leave_allowed_domains", "run_code", "overwrite_file", "delete_file")
+CATEGORIES = ("submit_sensitive", "download", "leave_allowed_domains", "run_code", "overwrite_file", "delete_file",
+              "mcp_tool")
 # Without a policy file: nothing leaves the allowed domains, everything else is allowed (benchmarks, tests in process).
 DEFAULT_RULES: dict[str, Rule] = {c: "allow" for c in CATEGORIES} | {"leave_allowed_domains": "deny"}
 _PAYMENT = re.compile(r"card|cc-|cvc|cvv|iban|expir|payment|security code", re.I)

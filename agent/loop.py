@@ -12,13 +12,14 @@ from playwright.sync_api import Page
 
 from agent import guards
 from agent.action_space import ThoughtMode, build_action_space
-from agent.actions import execute
+from agent.actions import ActionResult, execute
 from agent.approval_policy import ApprovalPolicy, Judgement
 from agent.dialects import Turn, dialect_for
 from agent.observe import Observation, observe
 from agent.parse import ParseError
 from agent.policies import Policy
 from agent.prompt import PromptTooLong, describe_action
+from agent.tools import MAX_RESULT_CHARS, TOOL_ACTIONS, ToolBox, judge_tool
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.llm_client import InferenceUnavailable
 from sparkpilot.profiles import TEXT_DEFAULT, ModelProfile
@@ -64,6 +65,7 @@ class LoopConfig:
     thought: ThoughtMode = "none"
     profile: ModelProfile = TEXT_DEFAULT  # what the model reads and how it answers (its dialect)
     approvals: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # which actions need a person's yes
+    tools: ToolBox | None = None  # search_documents and MCP tools, when the host offers them
 
 
 class Hooks:
@@ -127,7 +129,7 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
                 return Outcome("failed", f"browser crashed and the relaunch failed: {again}".splitlines()[0])
         t1 = time.perf_counter()
         space = build_action_space(obs, env_judges_end=judged, thought=cfg.thought,
-                                   coordinates=cfg.profile.actions == "coordinates")
+                                   coordinates=cfg.profile.actions == "coordinates", tools=cfg.tools)
         try:
             prompt = dialect.prompt(index, goal, obs, space, turns, last_error, policy)
         except PromptTooLong as exc:
@@ -156,11 +158,18 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             error, stop = verdict.feedback, verdict.stop
         t4 = time.perf_counter()
         if action and not error and not stop:
-            error = _approval_error(cfg.approvals.judge_web(action["name"], action["args"], obs, cfg.allowed),
-                                    action, obs, hooks)
+            judgement = judge_tool(cfg.tools, action["name"], action["args"], cfg.approvals) \
+                if action["name"] in TOOL_ACTIONS else cfg.approvals.judge_web(action["name"], action["args"], obs, cfg.allowed)
+            error = _approval_error(judgement, action, obs, hooks)
         t_approved = time.perf_counter()
         if action and not error and not stop:
-            result = execute(page, action["name"], action["args"], cfg.action_timeout_ms)
+            if action["name"] in TOOL_ACTIONS:
+                result = cfg.tools.call(action["name"], action["args"]) if cfg.tools else \
+                    ActionResult(error=f"{action['name']} is not available in this run")
+                if result.output is not None:
+                    action["result"] = result.output[:MAX_RESULT_CHARS]
+            else:
+                result = execute(page, action["name"], action["args"], cfg.action_timeout_ms)
             error = result.error
             if result.message:
                 hooks.message(result.message)
@@ -175,7 +184,8 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
         hooks.record(StepRecord(index, obs, prompt.record, decision.text, action, error, timings, metrics))
         if action:
             history.append(action)
-        line = describe_action(action, obs) + (f"  -> error: {error}" if error else "") if action else ""
+        line = describe_action(action, obs) + (f"  -> error: {error}" if error else "") \
+            + (f"  -> result: {action['result']}" if action.get("result") else "") if action else ""
         turns.append(Turn(index, obs.url, line, decision.text, error))
         if stop:
             return Outcome("failed", stop)

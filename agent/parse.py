@@ -30,6 +30,8 @@ ACTION_PARAMS: dict[str, tuple[list[str], list[str]]] = {
     "fill_xy": (["text"], ["x", "y", "clear", "enter"]),
     "wait": ([], ["seconds"]),
     "memorize": (["text"], []),
+    "search_documents": (["query"], []),  # the tools (agent/tools.py), offered when the run has them
+    "call_tool": (["tool"], ["arguments"]),
 }
 BOOL_PARAMS = {"success", "clear", "enter"}
 # Positional order for call style, where it differs from required + optional.
@@ -102,6 +104,10 @@ def _lower_keys(d: dict) -> dict[str, Any]:
 def _coerce(name: str, param: str, value: Any) -> Any:
     """One param value in its canonical type, or ParseError."""
     bad = ParseError(f"Parameter '{param}' of {signature(name)} has an invalid value {value!r}. {FORMAT_HINT}")
+    if param == "arguments":  # an MCP tool's arguments: checked against its input schema when called
+        if isinstance(value, dict):
+            return value
+        raise bad
     if param in BOOL_PARAMS:
         if isinstance(value, bool) or str(value).lower() in ("true", "false"):
             return value if isinstance(value, bool) else str(value).lower() == "true"
@@ -200,6 +206,8 @@ def _from_obj(obj: Any, method: str) -> ParsedAction:
         kwargs = {**outer, **inner}
     else:
         raise ParseError(f"\"action\" must be an object like {{\"name\": \"click\", \"bid\": \"12\"}}. {FORMAT_HINT}")
+    if isinstance(name, str) and name.strip().lower() == "call_tool":  # "arguments" is the tool's, not ours
+        return _build(name, kwargs, [], method)
     positional: list[Any] = []
     for k in ARG_KEYS:
         nested = kwargs.pop(k, None)

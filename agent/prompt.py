@@ -9,6 +9,7 @@ from typing import Any
 
 from agent.action_space import ActionSpace, ThoughtMode, example_answer
 from agent.observe import Observation, render_elements
+from agent.tools import tool_lines
 
 Messages = list[dict[str, str]]
 CHARS_PER_TOKEN = 4  # only for policies without a tokenizer (scripted replay)
@@ -67,6 +68,9 @@ def build_messages(goal: str, obs: Observation, space: ActionSpace, history: lis
     text = _extra_text(obs, text_chars)
     if text:
         parts.append("PAGE TEXT:\n" + text)
+    tools = tool_lines(space.tools)
+    if tools:
+        parts.append("TOOLS (results show in PREVIOUS ACTIONS):\n" + "\n".join(tools))
     parts.append("ALLOWED NOW: " + ", ".join(space.actions))
     parts.append("ANSWER:")
     return [{"role": "system", "content": system_prompt(space.thought)}, {"role": "user", "content": "\n".join(parts)}]

@@ -6,6 +6,7 @@ agent is deleted); a run started from an agent records the agent's id and the ve
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from sparkpilot import registry
 from sparkpilot.db.models import TERMINAL_STATUSES, Agent, AgentVersion, Run, RunStatus, Step, User, utcnow
+from sparkpilot.documents import check_collections
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
+from sparkpilot.mcp_config import check_tools
 from sparkpilot.schemas import RunCreate
 from sparkpilot.team_schemas import (AgentConfig, AgentCreate, AgentPublic, AgentRunCreate, AgentRunPublic, AgentStats,
                                      AgentUpdate)
@@ -26,14 +29,11 @@ def agent_public(agent: Agent) -> AgentPublic:
                        created_at=agent.created_at, updated_at=agent.updated_at)
 
 
-def check_references(session: Session, config: AgentConfig, base_model: str, default_adapter: str) -> None:
+def check_references(session: Session, user: User, config: AgentConfig, base_model: str, default_adapter: str,
+                     mcp_servers: Path) -> None:
     """422 for a tool, document collection or model the agent names but nothing provides."""
-    if config.tools:
-        raise InvalidInput(f"unknown tool {config.tools[0]!r}: no MCP server in config/ declares it "
-                           "(MCP tools are not available yet)", code="unknown_tool")
-    if config.documents:
-        raise InvalidInput(f"unknown document collection {config.documents[0]!r} (document collections are not "
-                           "available yet)", code="unknown_collection")
+    check_tools(mcp_servers, config.tools)
+    check_collections(session, user, config.documents)
     if config.model:
         try:
             registry.resolve_model(session, config.model, base_model, default_adapter)
@@ -47,10 +47,11 @@ def _name_taken(session: Session, user: User, name: str, except_id: str | None =
         raise Conflict(f"you already have an agent named {name!r}", code="agent_exists")
 
 
-def create_agent(session: Session, user: User, body: AgentCreate, base_model: str, default_adapter: str) -> Agent:
+def create_agent(session: Session, user: User, body: AgentCreate, base_model: str, default_adapter: str,
+                 mcp_servers: Path) -> Agent:
     """A new agent at version 1; 409 for a name the user already has, 422 for unknown references."""
     config = AgentConfig.model_validate(body.model_dump(exclude={"name"}))
-    check_references(session, config, base_model, default_adapter)
+    check_references(session, user, config, base_model, default_adapter, mcp_servers)
     _name_taken(session, user, body.name)
     agent = Agent(user_id=user.id, name=body.name, version=1, config=config.model_dump())
     session.add(agent)
@@ -76,7 +77,7 @@ def list_agents(session: Session, user: User, limit: int, offset: int) -> tuple[
 
 
 def update_agent(session: Session, agent_id: str, user: User, body: AgentUpdate, base_model: str,
-                 default_adapter: str) -> Agent:
+                 default_adapter: str, mcp_servers: Path) -> Agent:
     """Apply the given fields; a real change is a new version, an unchanged body keeps the version."""
     agent = get_agent(session, agent_id, user)
     changes = body.model_dump(exclude_unset=True)
@@ -85,7 +86,7 @@ def update_agent(session: Session, agent_id: str, user: User, body: AgentUpdate,
         config = AgentConfig.model_validate({**agent.config, **changes})
     except ValidationError as exc:
         raise InvalidInput(exc.errors()[0]["msg"], code="invalid_agent") from exc
-    check_references(session, config, base_model, default_adapter)
+    check_references(session, user, config, base_model, default_adapter, mcp_servers)
     if name != agent.name:
         _name_taken(session, user, name, agent.id)
     if name == agent.name and config.model_dump() == agent.config:

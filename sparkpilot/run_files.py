@@ -73,7 +73,8 @@ def find(folder: Path, name: str) -> Path:
     return path
 
 
-async def save_upload(folder: Path, name: str, chunks: AsyncIterator[bytes], max_bytes: int) -> RunFilePublic:
+async def save_upload(folder: Path, name: str, chunks: AsyncIterator[bytes], max_bytes: int,
+                      limit_setting: str = "SPARKPILOT_RUN_FILE_MAX_BYTES") -> RunFilePublic:
     """Stream an upload into `folder/name` (atomically, replacing); past `max_bytes` nothing is kept (413)."""
     name = safe_name(name)
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ async def save_upload(folder: Path, name: str, chunks: AsyncIterator[bytes], max
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise FileTooLarge(f"the file is larger than {max_bytes} bytes (SPARKPILOT_RUN_FILE_MAX_BYTES)")
+                    raise FileTooLarge(f"the file is larger than {max_bytes} bytes ({limit_setting})")
                 fh.write(chunk)
         os.replace(tmp, folder / name)
     finally:

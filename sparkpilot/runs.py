@@ -46,7 +46,9 @@ def create_run(
               **({"temperature": body.temperature} if body.temperature else {}),
               **({"purpose": body.purpose} if body.purpose != "task" else {}),
               **({"approvals": body.approval_policy} if body.approval_policy else {}),
-              **({"instructions": agent.config["instructions"]} if agent and agent.config.get("instructions") else {})}
+              **({"instructions": agent.config["instructions"]} if agent and agent.config.get("instructions") else {}),
+              # A saved agent's MCP tools (server.tool) and document collections.
+              **({k: agent.config[k] for k in ("tools", "documents") if agent and agent.config.get(k)})}
     run = Run(user_id=user.id, task=body.task, start_url=body.start_url, max_steps=body.max_steps or max_steps,
               policy=policy, mode=body.mode, auto_approve=body.auto_approve,
               agent_id=agent.id if agent else None, agent_version=agent.version if agent else None,

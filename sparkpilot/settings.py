@@ -50,6 +50,8 @@ class CommonSettings(BaseSettings):
     training_queue: str = "training"
     # MiniWoB++ pages as the worker reaches them (the gateway serves them at /benchmarks).
     miniwob_url: str = "http://127.0.0.1:8000/benchmarks"
+    # MCP servers whose tools agents may call (the gateway checks agents' tool names; the worker calls them).
+    mcp_servers: Path = ROOT / "config" / "mcp_servers.json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -79,6 +81,8 @@ class GatewaySettings(CommonSettings):
     admin_token: str = TEMPLATE_ADMIN_TOKEN
     # Largest file a person may upload to a run (POST /api/v1/runs/{id}/files).
     run_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # Largest document a person may upload to a collection (POST /api/v1/collections/{id}/documents).
+    document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_000_000
@@ -125,6 +129,8 @@ class WorkerSettings(CommonSettings):
     agent_thought: Literal["none", "after"] = "none"
     # Which actions need a person's approval (allow | ask | deny per category).
     approval_policy: Path = ROOT / "config" / "approvals.json"
+    # Passages of an agent's documents put in its prompt (the best matches for the task), at most this many characters.
+    document_prompt_chars: int = Field(default=1500, ge=0)
     # An action waiting for approval longer than this is denied.
     approval_timeout_s: float = Field(default=300.0, gt=0)
     # A team plan waiting for approval longer than this fails the run ("plan approval timed out").

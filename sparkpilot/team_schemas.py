@@ -1,4 +1,4 @@
-"""API schemas of the agent team (plans, approvals, questions, the plan library) and of saved agents."""
+"""API schemas of the agent team (plans, approvals, questions, the plan library), saved agents and document collections."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ TeamAgentName = Literal["web", "coder", "file", "user"]
 ApprovalRule = Literal["allow", "ask", "deny"]
 # What the approval policy judges (config/approvals.json names a rule for each).
 ApprovalCategory = Literal["submit_sensitive", "download", "leave_allowed_domains", "run_code", "overwrite_file",
-                           "delete_file"]
+                           "delete_file", "mcp_tool"]
 
 
 class PlanStep(BaseModel):
@@ -220,3 +220,50 @@ class AgentRuns(BaseModel):
     limit: int
     offset: int
     stats: AgentStats
+
+
+class CollectionCreate(BaseModel):
+    """Body of POST /api/v1/collections."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=AGENT_NAME)
+    description: str = Field(default="", max_length=2000)
+
+
+class DocumentPublic(BaseModel):
+    """An uploaded document: ready (with its passage count) or failed (with the reason)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    collection_id: str
+    filename: str
+    size_bytes: int
+    status: Literal["ready", "failed"]
+    reason: str | None
+    chunks: int
+    created_at: datetime
+
+
+class CollectionPublic(BaseModel):
+    """A document collection and its documents."""
+
+    id: str
+    name: str
+    description: str
+    documents: list[DocumentPublic]
+    created_at: datetime
+
+
+class SearchHit(BaseModel):
+    """One passage found by GET /api/v1/collections/{id}/search, with its source and position."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    chunk_id: int
+    document_id: str
+    filename: str
+    position: int  # the passage's index in its document, from 0
+    text: str
+    score: float  # fused rank score: higher is better

@@ -58,6 +58,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_REAPER_INTERVAL_S": "1",
         "SPARKPILOT_NAVIGATION_TIMEOUT_S": "20",
         "SPARKPILOT_RUN_FILE_MAX_BYTES": str(2 * 1024 * 1024),
+        "SPARKPILOT_DOCUMENT_MAX_BYTES": str(1024 * 1024),
         "SPARKPILOT_INFERENCE_URL": "",  # tests that need the model server use the vllm fixture
     })
     return env

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway.errors import envelope, install_error_handlers
 from services.gateway.mcp_server import build_mcp, http_app, http_token
 from services.gateway.reaper import reaper_loop
-from services.gateway.routers import agents, health, models, runs, stream, team, training
+from services.gateway.routers import agents, collections, health, models, runs, stream, team, training
 from agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
@@ -28,27 +28,31 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-RUN_FILE_UPLOAD = re.compile(r"^/api/v1/runs/[^/]+/files$")
+# Uploads streamed to disk by their routes, which enforce their own caps: (path, cap setting).
+UPLOADS = ((re.compile(r"^/api/v1/runs/[^/]+/files$"), "run_file_max_bytes"),
+           (re.compile(r"^/api/v1/collections/[^/]+/documents$"), "document_max_bytes"))
 
 
 class BodyLimit:
     """ASGI middleware: 413 with the error envelope for bodies over `max_bytes`.
 
-    A run-file upload is streamed to disk by its route, which enforces its own cap (`upload_bytes`);
-    here it is only held to that cap's Content-Length.
+    An upload (run files, documents) is streamed to disk by its route, which enforces its own cap
+    (`upload_caps`); here it is only held to that cap's Content-Length.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
-        self.app, self.max_bytes, self.upload_bytes = app, max_bytes, upload_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_caps: dict[str, int]) -> None:
+        self.app, self.max_bytes, self.upload_caps = app, max_bytes, upload_caps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if scope["method"] == "POST" and RUN_FILE_UPLOAD.match(scope["path"]):
+        upload = next((cap for path, cap in UPLOADS if path.match(scope["path"])), None)
+        if scope["method"] == "POST" and upload is not None:
             declared = dict(scope["headers"]).get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.upload_bytes:
-                resp = envelope(413, f"the file is larger than {self.upload_bytes} bytes "
-                                     "(SPARKPILOT_RUN_FILE_MAX_BYTES)", "file_too_large")
+            limit = self.upload_caps[upload]
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                resp = envelope(413, f"the file is larger than {limit} bytes (SPARKPILOT_{upload.upper()})",
+                                "file_too_large")
                 return await resp(scope, receive, send)
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
@@ -111,6 +115,7 @@ def create_app() -> FastAPI:
     app.include_router(runs.router)
     app.include_router(team.router)
     app.include_router(agents.router)
+    app.include_router(collections.router)
     app.include_router(stream.router)
     app.include_router(models.router)
     app.include_router(training.router)
@@ -127,7 +132,8 @@ def create_app() -> FastAPI:
     # e.g. http://gateway:8000/benchmarks/miniwob/click-button.html under compose.
     app.mount("/benchmarks", StaticFiles(directory=html_dir()), name="benchmarks")
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.run_file_max_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       upload_caps={cap: getattr(settings, cap) for _, cap in UPLOADS})
     return app
 
 

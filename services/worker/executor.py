@@ -19,6 +19,7 @@ from agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_rewa
 from agent.observe import bid_salt
 from services.worker.recorder import WorkerHooks, commit_events, emit
 from services.worker.team import run_team
+from services.worker.tools import run_tools
 from services.worker.waits import approval_policy
 from sparkpilot import registry, runs, trajectory
 from sparkpilot.errors import SparkpilotError
@@ -139,6 +140,10 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
         approvals = approval_policy(run, settings)
     except (OSError, ValueError) as exc:
         return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
+    try:
+        tools = run_tools(run, settings)
+    except (OSError, ValueError) as exc:
+        return RunStatus.failed, f"MCP server config unreadable: {exc}", None, None
     policy = make_policy(run, settings)
     hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url)
     try:
@@ -155,9 +160,11 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
             root = MiniwobEpisode.ROOT
             hooks.env_check = lambda: episode_outcome(episode)
             commit_events(emit, run.id, "run.message", {"text": f"MiniWoB {run.env['task']} seed {run.env['seed']}: {goal}"})
+        elif tools is not None:
+            goal = tools.goal_with_passages(goal, run.task, settings.document_prompt_chars)
         cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
                          allowed=run.allowed_domains, screenshot=settings.agent_screenshot, salt=bid_salt(run.id),
-                         root=root, thought=settings.agent_thought, approvals=approvals,
+                         root=root, thought=settings.agent_thought, approvals=approvals, tools=tools,
                          profile=served_profile(settings) if policy.name == "model" else TEXT_DEFAULT)
         outcome = run_agent(page, policy, goal, hooks, cfg, start_index=done_steps)
         if episode is not None and outcome.reward is None:

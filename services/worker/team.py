@@ -22,6 +22,7 @@ from agent.team.roles import TeamStop
 from services.worker.browser import get_browser_pool
 from services.worker.recorder import WorkerHooks, commit_events, emit
 from services.worker.sandbox import SandboxLimits, SandboxResult, run_python
+from services.worker.tools import WorkerTools, run_tools
 from services.worker.waits import approval_policy, wait_for_approval, wait_for_input
 from sparkpilot import plans, run_files, runs
 from sparkpilot.db.models import Run, RunStatus, Step
@@ -38,8 +39,9 @@ class WorkerTeamHost:
     """What the team's agents use, in the worker."""
 
     def __init__(self, run: Run, settings: WorkerSettings, heart: Any, policy: Any, hooks: WorkerHooks,
-                 approvals: ApprovalPolicy, start_index: int) -> None:
+                 approvals: ApprovalPolicy, start_index: int, tools: WorkerTools | None = None) -> None:
         self.run, self.settings, self.heart, self.policy, self.hooks = run, settings, heart, policy, hooks
+        self.tools = tools
         self.task = runs.goal_of(run)
         self.workspace: Path = run_files.files_dir(settings, run.id)
         self.approvals = approvals
@@ -57,7 +59,9 @@ class WorkerTeamHost:
             return "failed", None, {"reason": f"the run's step budget ({self.run.max_steps}) is spent"}
         cfg = LoopConfig(max_steps=left, max_failures=self.settings.agent_max_failures, allowed=self.run.allowed_domains,
                          screenshot=self.settings.agent_screenshot, salt=bid_salt(self.run.id),
-                         thought=self.settings.agent_thought, approvals=self.approvals)
+                         thought=self.settings.agent_thought, approvals=self.approvals, tools=self.tools)
+        if self.tools is not None:
+            goal = self.tools.goal_with_passages(goal, goal, self.settings.document_prompt_chars)
         outcome = run_agent(page, self.policy, goal, self.hooks, cfg, start_index=self.hooks.next_index)
         page = self.hooks.page or page
         try:
@@ -137,6 +141,10 @@ def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) ->
         approvals_ = approval_policy(run, settings)
     except (OSError, ValueError) as exc:
         return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
+    try:
+        tools = run_tools(run, settings)
+    except (OSError, ValueError) as exc:
+        return RunStatus.failed, f"MCP server config unreadable: {exc}", None, None
     with session_scope() as s:
         fresh = s.get(Run, run.id)
         plan = dict(fresh.plan or {})  # type: ignore[union-attr]
@@ -146,7 +154,7 @@ def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) ->
         failed = hooks.open_start()
         if failed:
             return RunStatus.failed, failed, None, None
-        host = WorkerTeamHost(run, settings, heart, policy, hooks, approvals_, done_steps)
+        host = WorkerTeamHost(run, settings, heart, policy, hooks, approvals_, done_steps, tools)
 
         def progress(done: list[dict[str, Any]], steps: list[dict[str, Any]], event: dict[str, Any]) -> None:
             def _write(s) -> list:  # noqa: ANN001

@@ -19,7 +19,8 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 @router.post("", status_code=201, response_model=AgentPublic)
 def create_agent(body: AgentCreate, db: DB, user: CurrentUser, settings: Settings) -> AgentPublic:
     """Save an agent (version 1); 409 `agent_exists` for a name you already use, 422 for unknown tools or models."""
-    agent = agents.create_agent(db, user, body, settings.inference_model, settings.agent_adapter)
+    agent = agents.create_agent(db, user, body, settings.inference_model, settings.agent_adapter,
+                                 settings.mcp_servers)
     db.commit()
     return agents.agent_public(agent)
 
@@ -41,7 +42,8 @@ def get_agent(agent_id: str, db: DB, user: CurrentUser) -> AgentPublic:
 @router.patch("/{agent_id}", response_model=AgentPublic)
 def update_agent(agent_id: str, body: AgentUpdate, db: DB, user: CurrentUser, settings: Settings) -> AgentPublic:
     """Change fields; a real change is a new version."""
-    agent = agents.update_agent(db, agent_id, user, body, settings.inference_model, settings.agent_adapter)
+    agent = agents.update_agent(db, agent_id, user, body, settings.inference_model, settings.agent_adapter,
+                                 settings.mcp_servers)
     db.commit()
     return agents.agent_public(agent)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,16 +54,11 @@ app.add_typer(mcp_app, name="mcp")
 
 
 @mcp_app.command("serve")
-def mcp_serve(token: str = typer.Option(..., envvar="SPARKPILOT_TOKEN", help="your API token: tools act as its user")) -> None:
+def mcp_serve(token: str = typer.Option("", envvar="SPARKPILOT_TOKEN", help="your API token: tools act as its user")) -> None:
     """Serve Sparkpilot's MCP tools over stdio (for desktop MCP clients); HTTP clients use the gateway's /mcp."""
-    from services.gateway.mcp_server import serve_stdio  # the gateway's code, only when serving
-    from sparkpilot.errors import SparkpilotError
-
-    try:
-        serve_stdio(token)
-    except SparkpilotError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from exc
+    # The server is the gateway's code; it runs as its own module so this package never imports services/.
+    env = {**os.environ, "SPARKPILOT_TOKEN": token}
+    os.execve(sys.executable, [sys.executable, "-m", "services.gateway.mcp_server"], env)
 
 
 export_app = typer.Typer(help="Export data.", no_args_is_help=True)

@@ -119,18 +119,23 @@ def check_type(filename: str) -> str:
     return SUPPORTED[ext]
 
 
-def to_text(path: Path) -> str:
-    """The file's text (Markdown for converted formats); ValueError with the reason if it cannot be read."""
+def to_text(path: Path, name: str | None = None) -> str:
+    """The file's text (Markdown for converted formats); ValueError with the reason (naming it `name`) if unreadable."""
     ext = path.suffix.lower()
     if ext in (".md", ".markdown", ".txt"):
         return path.read_text(errors="replace")
-    from markitdown import MarkItDown  # imported on first use: it is slow to import
+    # One markitdown converter per type: MarkItDown.convert would fall back to plain text for a broken PDF.
+    from markitdown import StreamInfo
+    from markitdown.converters import DocxConverter, HtmlConverter, PdfConverter
 
+    converter = {".pdf": PdfConverter, ".docx": DocxConverter}.get(ext, HtmlConverter)()
     try:
-        text = MarkItDown(enable_plugins=False).convert(str(path)).text_content
-    except Exception as exc:  # markitdown wraps each converter's own errors; any of them means "unreadable"
-        raise ValueError(f"could not convert {path.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
-    return text or ""
+        with path.open("rb") as fh:
+            text = converter.convert(fh, StreamInfo(extension=ext, filename=path.name)).text_content
+    except Exception as exc:  # each converter raises its parser's own errors; any of them means "unreadable"
+        first = (str(exc).splitlines() or [""])[0][:300]
+        raise ValueError(f"could not convert {name or path.name}: {type(exc).__name__}: {first}") from exc
+    return (text or "").replace("\x0c", "\n")
 
 
 def chunk_text(text: str, size: int = CHUNK_CHARS, overlap: int = OVERLAP_CHARS) -> list[str]:
@@ -189,7 +194,7 @@ def add_document(session: Session, collection: Collection, filename: str, path: 
     session.add(doc)
     session.flush()
     try:
-        chunks = chunk_text(to_text(path))
+        chunks = chunk_text(to_text(path, filename))
         if not chunks:
             raise ValueError(f"{filename} has no text to index")
     except (ValueError, OSError) as exc:

@@ -52,6 +52,8 @@ class CommonSettings(BaseSettings):
     miniwob_url: str = "http://127.0.0.1:8000/benchmarks"
     # MCP servers whose tools agents may call (the gateway checks agents' tool names; the worker calls them).
     mcp_servers: Path = ROOT / "config" / "mcp_servers.json"
+    # An API token the command line acts with (`sparkpilot mcp serve`, `bench --through-stack`, `learn`).
+    token: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")

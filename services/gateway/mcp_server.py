@@ -9,6 +9,7 @@ with the API's code and message.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -33,7 +34,7 @@ from sparkpilot.errors import InvalidInput, NotFound, SparkpilotError
 from sparkpilot.events import publish
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import RunCreate
-from sparkpilot.settings import get_gateway_settings
+from sparkpilot.settings import get_gateway_settings, get_settings
 from sparkpilot.team_schemas import AgentRunCreate, PlanDecision
 
 WAITING = {RunStatus.awaiting_approval, RunStatus.awaiting_input}
@@ -230,3 +231,17 @@ def serve_stdio(token: str) -> None:
     if not _known(token):
         raise NotFound("unknown token: create one with `sparkpilot token create --user NAME`", code="unauthorized")
     build_mcp(lambda _ctx: token).run("stdio")
+
+
+def main() -> int:
+    """`sparkpilot mcp serve`: stdio as the owner of SPARKPILOT_TOKEN; 2 with a message for an unknown token."""
+    try:
+        serve_stdio(get_settings().token)
+    except SparkpilotError as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -43,6 +43,8 @@ def test_action_params_table() -> None:
         "fill_xy": (["text"], ["x", "y", "clear", "enter"]),
         "wait": ([], ["seconds"]),
         "memorize": (["text"], []),
+        "search_documents": (["query"], []),
+        "call_tool": (["tool"], ["arguments"]),
     }
 
 

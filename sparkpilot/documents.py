@@ -31,6 +31,7 @@ CHUNK_CHARS = 800
 OVERLAP_CHARS = 120
 RRF_K = 60  # reciprocal rank fusion's damping constant (the usual value)
 CANDIDATES = 50  # per ranking, before fusion
+BM25_WEIGHT = 0.5  # BM25 counts half as much as the embeddings in the fusion (see README: retrieval benchmark)
 SearchMode = Literal["hybrid", "bm25", "dense"]
 
 
@@ -279,13 +280,13 @@ def search(session: Session, collection_ids: list[str], query: str, k: int = 5, 
         return []
     rankings = []
     if mode in ("hybrid", "bm25"):
-        rankings.append(_bm25_ranking(index, query, CANDIDATES))
+        rankings.append((BM25_WEIGHT, _bm25_ranking(index, query, CANDIDATES)))
     if mode in ("hybrid", "dense"):
-        rankings.append(_dense_ranking(index, query, CANDIDATES))
+        rankings.append((1.0, _dense_ranking(index, query, CANDIDATES)))
     fused: dict[int, float] = {}
-    for ranking in rankings:
+    for weight, ranking in rankings:
         for rank, i in enumerate(ranking):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+            fused[i] = fused.get(i, 0.0) + weight / (RRF_K + rank + 1)
     best = sorted(fused, key=lambda i: -fused[i])[:k]
     names = dict(session.execute(select(Document.id, Document.filename)
                                  .where(Document.id.in_({index.doc_ids[i] for i in best}))).all())

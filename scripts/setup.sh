@@ -27,6 +27,14 @@ chromium="${SPARKPILOT_CHROMIUM_PATH:-/usr/bin/chromium}"
 command -v bwrap >/dev/null || apt_install bubblewrap
 # The tests cross-check their compose resolver against a real `docker-compose config` (Debian's v1; no engine needed).
 if [ -n "$extras" ]; then command -v docker-compose >/dev/null || apt_install docker-compose; fi
+# The tests call a reference MCP server (mcp-server-fetch) as agents' tools: its own venv (it needs mcp 2.x).
+FETCH_MCP="mcp-server-fetch==2026.10.24"
+if [ -n "$extras" ] && [ ! -f .venv-mcp-fetch/.installed-2026.10.24 ]; then
+  info "installing the reference MCP server $FETCH_MCP into .venv-mcp-fetch (tests)"
+  python3 -m venv .venv-mcp-fetch
+  .venv-mcp-fetch/bin/pip install -q "$FETCH_MCP"
+  touch .venv-mcp-fetch/.installed-2026.10.24
+fi
 
 if [ ! -f .env ]; then
   info "creating .env from .env.template with a fresh admin token"

@@ -47,6 +47,9 @@ def servers_config(folder: Path, http_port: int) -> dict:
         "missing": {"command": ["/nonexistent/mcp-server"], "tools": ["anything"], "safe": ["anything"]},
         "stuck": {"command": [sys.executable, "-c", "import time; time.sleep(300)"], "tools": ["wait"],
                   "safe": ["wait"], "timeout_s": 3},
+        # The reference fetch server from PyPI (scripts/setup.sh --test installs it in its own venv).
+        "fetch": {"command": [str(ROOT / ".venv-mcp-fetch" / "bin" / "mcp-server-fetch"), "--allow-private-ips"],
+                  "tools": ["fetch"], "safe": ["fetch"], "timeout_s": 60},
     }}
 
 
@@ -228,3 +231,17 @@ def test_agents_call_mcp_tools_with_schemas_approvals_and_clear_failures(mcp_sta
     assert wait_terminal(api, again.json()["id"], timeout=60)["status"] == "succeeded"
     assert stack.health()["checks"]["worker"] == "ok"
     api.close()
+
+
+def test_an_agent_uses_the_reference_fetch_server(mcp_stack, pages) -> None:  # noqa: ANN001
+    """mcp-server-fetch (the MCP project's reference server, from PyPI) reads a local page for the agent."""
+    stack, _ = mcp_stack
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:
+        agent = api.post("/api/v1/agents", json={"name": "fetcher", "tools": ["fetch.fetch"]}).json()
+        script = [{"name": "call_tool", "tool": "fetch.fetch", "arguments": {"url": pages.url + "/prices.html", "raw": True}},
+                  {"name": "finish", "answer": "read"}]
+        run = api.post(f"/api/v1/agents/{agent['id']}/runs", json={"task": "read the prices", "policy": "replay",
+                                                                   "actions": script}).json()
+        assert wait_terminal(api, run["id"], timeout=120)["status"] == "succeeded"
+        [fetched, _] = api.get(f"/api/v1/runs/{run['id']}/steps").json()
+        assert fetched["error"] is None and "Cheese" in fetched["action"]["result"] and "23" in fetched["action"]["result"]

@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import anyio
+import httpx
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
 
 from sparkpilot.mcp_config import McpServer
 
@@ -32,16 +33,17 @@ class McpFailure(Exception):
 
 @contextlib.asynccontextmanager
 async def _session(server: McpServer) -> AsyncIterator[ClientSession]:
-    if server.command:
-        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ} | server.env
-        params = StdioServerParameters(command=server.command[0], args=server.command[1:], env=env)
-        transport = stdio_client(params)
-    else:
-        transport = streamablehttp_client(server.url or "", headers=server.headers, timeout=server.timeout_s)
-    async with transport as streams:
-        async with ClientSession(streams[0], streams[1]) as session:
-            await session.initialize()
-            yield session
+    async with contextlib.AsyncExitStack() as stack:
+        if server.command:
+            env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ} | server.env
+            params = StdioServerParameters(command=server.command[0], args=server.command[1:], env=env)
+            streams = await stack.enter_async_context(stdio_client(params))
+        else:
+            http = await stack.enter_async_context(httpx.AsyncClient(headers=server.headers, timeout=server.timeout_s))
+            streams = await stack.enter_async_context(streamable_http_client(server.url or "", http_client=http))
+        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
+        await session.initialize()
+        yield session
 
 
 def _leaf(exc: BaseException) -> BaseException:

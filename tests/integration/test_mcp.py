@@ -24,7 +24,7 @@ import httpx
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.helpers import BIN, ROOT, Stack, free_port, scripted_env, wait_for, wait_terminal
 from tests.scripted_model import ScriptedModel
@@ -90,10 +90,11 @@ def result_of(call) -> object:  # noqa: ANN001
 
 
 async def _session_calls(url: str, token: str, fn) -> object:  # noqa: ANN001
-    async with streamablehttp_client(url, headers={"Authorization": f"Bearer {token}"}) as (read, write, _):
-        async with ClientSession(read, write, read_timeout_seconds=timedelta(seconds=90)) as session:
-            await session.initialize()
-            return await fn(session)
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=90) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write, _):
+            async with ClientSession(read, write, read_timeout_seconds=timedelta(seconds=90)) as session:
+                await session.initialize()
+                return await fn(session)
 
 
 def test_mcp_over_http_runs_a_task_answers_it_and_refuses_strangers(mcp_stack, pages) -> None:  # noqa: ANN001

@@ -216,10 +216,15 @@ def wait_terminal(client: httpx.Client, run_id: str, timeout: float = 60) -> dic
     return wait_for(done, timeout, f"run {run_id} to end")
 
 
-async def ws_collect(url: str) -> tuple[list[dict], int]:
-    """Every message of a WebSocket until it closes, and its close code."""
+async def ws_collect(url: str, token: str | None = None, header: bool = False) -> tuple[list[dict], int]:
+    """Every message of a WebSocket until it closes, and its close code; the token offered as a browser
+    does (subprotocols `sparkpilot`, `bearer.<token>`) or, with `header`, as Authorization."""
     got = []
-    async with websockets.connect(url) as ws:
+    if token and header:
+        kwargs: dict = {"additional_headers": {"Authorization": f"Bearer {token}"}}
+    else:
+        kwargs = {"subprotocols": ["sparkpilot", f"bearer.{token}"]} if token else {}
+    async with websockets.connect(url, **kwargs) as ws:
         try:
             while True:
                 got.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))

@@ -44,19 +44,27 @@ def _ws_url(stack, run_id: str, **params) -> str:
 
 
 def test_ws_resumes_with_after_and_closes_normally(stack, api, finished_run) -> None:
-    got, code = asyncio.run(ws_collect(_ws_url(stack, finished_run, after=3, token=stack.token)))
+    got, code = asyncio.run(ws_collect(_ws_url(stack, finished_run, after=3), stack.token))
     assert [e["id"] for e in got] == [4, 5] and got[-1]["type"] == "run.succeeded"
     assert code == 1000
 
 
 def test_ws_live_run_from_start(stack, api, pages) -> None:
     run = api.post("/api/v1/runs", json={"task": "ws", "start_url": pages.url + "/slow?ms=1000", **FINISH}).json()
-    got, code = asyncio.run(ws_collect(_ws_url(stack, run["id"], token=stack.token)))
+    got, code = asyncio.run(ws_collect(_ws_url(stack, run["id"]), stack.token))
     assert [e["type"] for e in got] == TYPES and code == 1000
 
 
 def test_ws_refuses_bad_token_unknown_run_and_bad_after(stack, finished_run) -> None:
-    assert asyncio.run(ws_collect(_ws_url(stack, finished_run, token="wrong")))[1] == 4401
+    assert asyncio.run(ws_collect(_ws_url(stack, finished_run), "wrong"))[1] == 4401
     assert asyncio.run(ws_collect(_ws_url(stack, finished_run)))[1] == 4401
-    assert asyncio.run(ws_collect(_ws_url(stack, "nope", token=stack.token)))[1] == 4404
-    assert asyncio.run(ws_collect(_ws_url(stack, finished_run, token=stack.token, after=-1)))[1] == 4422
+    assert asyncio.run(ws_collect(_ws_url(stack, "nope"), stack.token))[1] == 4404
+    assert asyncio.run(ws_collect(_ws_url(stack, finished_run, after=-1), stack.token))[1] == 4422
+
+
+def test_ws_takes_the_token_from_headers_never_from_the_url(stack, finished_run) -> None:
+    got, code = asyncio.run(ws_collect(_ws_url(stack, finished_run, after=4), stack.token, header=True))
+    assert [e["id"] for e in got] == [5] and code == 1000  # Authorization, for clients that can send headers
+    # A token in the query string would land in access logs: refused even when it is valid.
+    assert asyncio.run(ws_collect(_ws_url(stack, finished_run, token=stack.token)))[1] == 4400
+    assert asyncio.run(ws_collect(_ws_url(stack, finished_run, token=stack.token), stack.token))[1] == 4400

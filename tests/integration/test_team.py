@@ -141,7 +141,7 @@ def test_team_journey_plan_approve_web_coder_file_answer(team: Team, pages) -> N
         live_ws: list = []
         threads = [threading.Thread(target=lambda: live_sse.extend(sse_collect(client(team.main), run_id))),
                    threading.Thread(target=lambda: live_ws.extend(asyncio.run(ws_collect(
-                       team.main.base_url.replace("http", "ws") + f"/api/v1/runs/{run_id}/ws?token={team.main.token}"))[0]))]
+                       team.main.base_url.replace("http", "ws") + f"/api/v1/runs/{run_id}/ws", team.main.token))[0]))]
         for t in threads:
             t.start()
 

@@ -187,9 +187,9 @@ def test_job_events_stream_live_and_resume(api, stack, trainer, solved) -> None:
     assert api.get("/api/v1/training/jobs/nope/events").status_code == 404
     # The same events over WebSocket, closed 1000 after the terminal one; a bad token or job is a 4xxx close.
     ws = stack.base_url.replace("http", "ws") + f"/api/v1/training/jobs/{job_id}/ws"
-    assert asyncio.run(ws_collect(f"{ws}?token={stack.token}&after=3")) == (live[3:], 1000)
-    assert asyncio.run(ws_collect(f"{ws}?token=wrong"))[1] == 4401
-    assert asyncio.run(ws_collect(ws.replace(job_id, "nope") + f"?token={stack.token}"))[1] == 4404
+    assert asyncio.run(ws_collect(f"{ws}?after=3", stack.token)) == (live[3:], 1000)
+    assert asyncio.run(ws_collect(ws, "wrong"))[1] == 4401
+    assert asyncio.run(ws_collect(ws.replace(job_id, "nope"), stack.token))[1] == 4404
 
 
 def test_bad_jobs_are_refused_with_nothing_stored(api, user_api, stack, solved) -> None:  # noqa: ANN001

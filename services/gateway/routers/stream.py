@@ -140,12 +140,24 @@ async def sse_job_events(job_id: str, db: DB, user: CurrentUser, settings: Setti
     return await _sse(job_stream(job_id), after if last_event_id is None else last_event_id, settings.sse_ping_s)
 
 
+WS_PROTOCOL = "sparkpilot"
+WS_TOKEN_PREFIX = "bearer."
+
+
 def _ws_token(websocket: WebSocket) -> str | None:
-    return websocket.query_params.get("token") or bearer_token(websocket.headers.get("authorization"))
+    """The token from the Sec-WebSocket-Protocol offer (`bearer.<token>`, what browsers can send) or Authorization."""
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    token = next((p[len(WS_TOKEN_PREFIX):] for p in offered if p.startswith(WS_TOKEN_PREFIX)), None)
+    return token or bearer_token(websocket.headers.get("authorization"))
 
 
 async def _ws(websocket: WebSocket, authorize: Callable[[str | None], None], stream: Stream, done: str) -> None:
-    await websocket.accept()
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
+    if "token" in websocket.query_params:  # URLs land in access logs and browser history: never a token there
+        await websocket.close(code=4400, reason="do not put the token in the URL: offer the subprotocols "
+                                                f"'{WS_PROTOCOL}' and '{WS_TOKEN_PREFIX}<token>', or send Authorization")
+        return
     try:
         after = int(websocket.query_params.get("after", "0"))
         if after < 0:
@@ -171,7 +183,7 @@ async def _ws(websocket: WebSocket, authorize: Callable[[str | None], None], str
 
 @router.websocket("/runs/{run_id}/ws")
 async def ws_events(websocket: WebSocket, run_id: str) -> None:
-    """WebSocket stream (?after=N, ?token=… for browsers); closes 4401/4404/4422, or 1000 after the terminal event."""
+    """WebSocket stream (?after=N; the token as subprotocol `bearer.<token>` or Authorization); closes 4400/4401/4404/4422, or 1000 after the terminal event."""
     def authorize(token: str | None) -> None:
         with session_scope() as s:
             runs.get_run(s, run_id, authenticate(s, token))

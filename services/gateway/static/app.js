@@ -116,8 +116,9 @@ function selectRun(run) {
 }
 function connect(id) {
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const url = `${proto}://${location.host}/api/v1/runs/${id}/ws?after=${state.lastId}&token=${encodeURIComponent(state.token)}`;
-  const ws = new WebSocket(url);
+  const url = `${proto}://${location.host}/api/v1/runs/${id}/ws?after=${state.lastId}`;
+  // The token travels as a subprotocol offer, never in the URL (URLs land in access logs).
+  const ws = new WebSocket(url, ["sparkpilot", `bearer.${state.token}`]);
   state.ws = ws;
   $("live").textContent = "connecting…";
   ws.onopen = () => { $("live").textContent = "● live"; };

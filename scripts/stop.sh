@@ -14,3 +14,8 @@ for name in trainer worker gateway inference redis; do
   fi
   rm -f "$f"
 done
+# The tests' private PostgreSQL (scripts/test_postgres.sh), if make test started one.
+if [ -f "$RUN_DIR/postgres/postmaster.pid" ]; then
+  bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+  as_root runuser -u postgres -- "$bin/pg_ctl" -D "$RUN_DIR/postgres" stop -w >/dev/null && info "stopped the tests' PostgreSQL"
+fi

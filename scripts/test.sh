@@ -5,4 +5,5 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 "$ROOT/scripts/setup.sh" --test
 command -v redis-server >/dev/null || apt_install redis-server  # the Redis-outage test starts its own
+source "$ROOT/scripts/test_postgres.sh"  # a PostgreSQL for the tests, started if none answers
 exec "$PY" -m pytest "$@"

@@ -31,6 +31,20 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
             item.add_marker(skip)
 
 
+PG_SKIP = "PostgreSQL not reachable"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001, ARG001
+    """A loud banner when PostgreSQL cases were skipped, so a SQLite-only pass is never mistaken for a full one."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and PG_SKIP in str(r.longrepr[2])]
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} PostgreSQL tests were SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(f"{PG_SKIP} at {POSTGRES_ADMIN_URL}: only SQLite was tested. `make test` "
+                                    "starts one (scripts/test_postgres.sh); set SPARKPILOT_TEST_POSTGRES_URL to use yours.",
+                                    red=True)
+
+
 @pytest.fixture(scope="session")
 def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for every process a test starts: private workspace, queue and key prefix."""
@@ -85,7 +99,7 @@ def _fresh_postgres() -> tuple[str, callable]:
             c.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}")
+        pytest.skip(f"{PG_SKIP} at {POSTGRES_ADMIN_URL}: {exc.orig}")
 
     def drop() -> None:
         with admin.connect() as c:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from sparkpilot import audit
 from sparkpilot.db.models import Approval, ApprovalStatus, Run, RunStatus, User, utcnow
 from sparkpilot.errors import Conflict, NotFound
 from sparkpilot.events import add_event
@@ -74,6 +75,8 @@ def decide_approval(session: Session, run_id: str, user: User, approval_id: str,
         raise Conflict(f"run {run_id} is {run.status.value}, not waiting for approval {approval_id}",
                        code="not_awaiting_approval")
     status = ApprovalStatus.approved if approve else ApprovalStatus.denied
+    audit.record(session, user, "approval.decided", "run", run_id, approval_id=approval_id, approve=approve,
+                 category=row.category)
     return row, _settle(session, run_id, row, status, reason or f"{'approved' if approve else 'denied'} by {user.name}")
 
 
@@ -133,6 +136,7 @@ def answer_input(session: Session, run_id: str, user: User, text: str) -> tuple[
     if not events:
         raise Conflict(f"run {run_id} stopped waiting for input", code="not_awaiting_input")
     events.append(add_event(session, run_id, "input.answered", {"text": text, "by": user.name}))
+    audit.record(session, user, "input.answered", "run", run_id)
     session.refresh(run)
     return run, events
 

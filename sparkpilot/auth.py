@@ -8,9 +8,12 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sparkpilot.db.models import ApiToken, User
+from sparkpilot import audit
+from sparkpilot.db.models import ApiToken, User, utcnow
+from sparkpilot.errors import Conflict, NotFound
 
 ADMIN_USER = "admin"
+ADMIN_TOKEN_LABEL = "SPARKPILOT_ADMIN_TOKEN"
 
 
 def hash_token(token: str) -> str:
@@ -28,13 +31,35 @@ def get_or_create_user(session: Session, name: str, is_admin: bool = False) -> U
     return user
 
 
-def create_token(session: Session, user_name: str, label: str = "") -> str:
-    """Make a new random token for `user_name` (creating the user) and return it in clear, once."""
+def create_token(session: Session, user_name: str, label: str = "", actor: User | None = None) -> tuple[str, ApiToken]:
+    """Make a new random token for `user_name` (creating the user); the token is returned in clear, once."""
     user = get_or_create_user(session, user_name)
     token = "sp_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), label=label))
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token), label=label)
+    session.add(row)
     session.flush()
-    return token
+    audit.record(session, actor, "token.created", "token", row.id, user=user_name, label=label)
+    return token, row
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every token (never its hash in any answer), newest first."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.id.desc())))
+
+
+def revoke_token(session: Session, token_id: int, actor: User | None = None) -> ApiToken:
+    """Revoke a token: it authenticates nobody from now on; 404 unknown, 409 already revoked or the configured admin token."""
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"token {token_id} not found", code="token_not_found")
+    if row.revoked_at is not None:
+        raise Conflict(f"token {token_id} is already revoked", code="token_revoked")
+    if row.label == ADMIN_TOKEN_LABEL:
+        raise Conflict("this is the configured admin token: change SPARKPILOT_ADMIN_TOKEN and restart instead",
+                       code="admin_token")
+    row.revoked_at = utcnow()
+    audit.record(session, actor, "token.revoked", "token", row.id, user=row.user.name, label=row.label)
+    return row
 
 
 def ensure_admin_token(session: Session, token: str) -> User:
@@ -42,7 +67,7 @@ def ensure_admin_token(session: Session, token: str) -> User:
     admin = get_or_create_user(session, ADMIN_USER, is_admin=True)
     digest = hash_token(token)
     if session.scalar(select(ApiToken).where(ApiToken.token_hash == digest)) is None:
-        session.add(ApiToken(user_id=admin.id, token_hash=digest, label="SPARKPILOT_ADMIN_TOKEN"))
+        session.add(ApiToken(user_id=admin.id, token_hash=digest, label=ADMIN_TOKEN_LABEL))
         session.flush()
     return admin
 
@@ -50,5 +75,5 @@ def ensure_admin_token(session: Session, token: str) -> User:
 def user_for_token(session: Session, token: str) -> User | None:
     """The user a token belongs to, or None."""
     return session.scalar(
-        select(User).join(ApiToken).where(ApiToken.token_hash == hash_token(token))
+        select(User).join(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
     )

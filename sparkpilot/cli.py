@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from sparkpilot.auth import create_token
+from sparkpilot.auth import create_token, list_tokens, revoke_token
 from sparkpilot.db import migrate
 from sparkpilot.db.session import session_scope
 from sparkpilot.settings import get_settings
@@ -37,9 +37,37 @@ def token_create(
         console.print("[red]--user must be 1-100 characters[/red]")
         raise typer.Exit(2)
     with session_scope() as s:
-        token = create_token(s, name, label)
+        token, _ = create_token(s, name, label)
     console.print(f"token for [bold]{name}[/bold] (store it now; it is not shown again):")
     print(token)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens: id, user, label, created, revoked (tokens themselves are never stored)."""
+    from rich.table import Table
+
+    table = Table("id", "user", "label", "created", "revoked")
+    with session_scope() as s:
+        for row in list_tokens(s):
+            table.add_row(str(row.id), row.user.name + (" (admin)" if row.user.is_admin else ""), row.label,
+                          f"{row.created_at:%Y-%m-%d %H:%M}", f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "")
+    Console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int = typer.Argument(..., help="the token's id (sparkpilot token list)")) -> None:
+    """Revoke a token: from now on it authenticates nobody (recorded in the audit log)."""
+    from sparkpilot.errors import SparkpilotError
+
+    try:
+        with session_scope() as s:
+            row = revoke_token(s, token_id)
+            name = row.user.name
+    except SparkpilotError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"revoked token {token_id} of [bold]{name}[/bold]")
 
 
 @db_app.command("upgrade")

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from sparkpilot import audit
 from sparkpilot.db.models import HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, Agent, Run, RunStatus, User, utcnow
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.events import add_event
@@ -127,6 +128,7 @@ def request_cancel(session: Session, run_id: str, user: User) -> tuple[Run, list
     run = get_run(session, run_id, user)
     if run.status in TERMINAL_STATUSES:
         raise Conflict(f"run {run_id} already {run.status.value}", code="run_finished")
+    audit.record(session, user, "run.cancel_requested", "run", run_id, status=run.status.value)
     events = finish_run(session, run_id, RunStatus.cancelled, CANCELLED_BY_USER, None, UNHELD)
     if not events:
         # A worker holds it; it checks the flag between steps and while it waits.

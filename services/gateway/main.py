@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway.errors import envelope, install_error_handlers
 from services.gateway.mcp_server import build_mcp, http_app, http_token
 from services.gateway.reaper import reaper_loop
-from services.gateway.routers import agents, collections, health, models, runs, stream, team, training
+from services.gateway.routers import admin, agents, collections, health, models, runs, stream, team, training
 from agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
@@ -115,6 +115,7 @@ def create_app() -> FastAPI:
     app.include_router(runs.router)
     app.include_router(team.router)
     app.include_router(agents.router)
+    app.include_router(admin.router)
     app.include_router(collections.router)
     app.include_router(stream.router)
     app.include_router(models.router)

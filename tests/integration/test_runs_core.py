@@ -105,7 +105,7 @@ def test_reaper_fails_stale_runs_and_cancels_flagged_ones(db, admin) -> None:
 
 
 def test_users_see_only_their_own_runs(db, admin) -> None:
-    token = create_token(db, "bob")
+    token, _ = create_token(db, "bob")
     bob = user_for_token(db, token)
     run, _ = _new_run(db, admin)
     with pytest.raises(NotFound):

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
-from sparkpilot import registry
+from sparkpilot import audit, registry
 from sparkpilot.db.models import Adapter, AdapterAlias, AdapterStatus, BaseModelRow
 from sparkpilot.errors import NotFound
 from sparkpilot.llm_client import LLMClient
@@ -44,20 +44,22 @@ def list_models(db: DB, _user: CurrentUser, settings: Settings) -> list[ModelPub
 
 
 @router.post("/models/adapters", status_code=201, response_model=ModelPublic)
-def register_adapter(body: AdapterCreate, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
+def register_adapter(body: AdapterCreate, db: DB, admin: AdminUser, settings: Settings) -> ModelPublic:
     """Register the next version of an adapter folder (validated; 422 with the reason otherwise)."""
     with registry.registry_lock(settings):
         row = registry.register(db, body.name, Path(body.path), settings.inference_model, settings.max_lora_rank,
                                 body.source, settings.adapters_dir, promote=body.promote)
+        audit.record(db, admin, "adapter.registered", "adapter", row.served_name, promote=body.promote, source=body.source)
         db.commit()
     return _public(row, registry.is_current(db, row))
 
 
 @router.post("/models/adapters/{ref}/load", response_model=ModelPublic)
-def load_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
+def load_adapter(ref: str, db: DB, admin: AdminUser, settings: Settings) -> ModelPublic:
     """Load an adapter (NAME or NAME@vN) into vLLM, evicting the least recently used past max_loras."""
     with registry.registry_lock(settings):
         row = registry.resolve(db, ref)
+        audit.record(db, admin, "adapter.load", "adapter", row.served_name)  # the attempt, kept even if it fails
         try:
             registry.adapter_cache(settings).load(db, row)
         finally:
@@ -66,29 +68,32 @@ def load_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> Mod
 
 
 @router.post("/models/adapters/{ref}/unload", response_model=ModelPublic)
-def unload_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
+def unload_adapter(ref: str, db: DB, admin: AdminUser, settings: Settings) -> ModelPublic:
     """Unload an adapter from vLLM; it stays registered."""
     with registry.registry_lock(settings):
         row = registry.resolve(db, ref)
         registry.adapter_cache(settings).unload(db, row)
+        audit.record(db, admin, "adapter.unloaded", "adapter", row.served_name)
         db.commit()
     return _public(row, registry.is_current(db, row))
 
 
 @router.post("/models/adapters/{name}/rollback", response_model=ModelPublic)
-def rollback_adapter(name: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
+def rollback_adapter(name: str, db: DB, admin: AdminUser, settings: Settings) -> ModelPublic:
     """Point NAME's traffic at its previous version."""
     with registry.registry_lock(settings):
         row = registry.rollback(db, name)
+        audit.record(db, admin, "adapter.rolled_back", "adapter", row.served_name)
         db.commit()
     return _public(row, True)
 
 
 @router.post("/models/adapters/{ref}/promote", response_model=ModelPublic)
-def promote_adapter(ref: str, db: DB, _admin: AdminUser, settings: Settings) -> ModelPublic:
+def promote_adapter(ref: str, db: DB, admin: AdminUser, settings: Settings) -> ModelPublic:
     """Point NAME's traffic (plain NAME, new runs) at the version `ref` (NAME@vN) names."""
     with registry.registry_lock(settings):
         row = registry.promote(db, ref)
+        audit.record(db, admin, "adapter.promoted", "adapter", row.served_name)
         db.commit()
     return _public(row, True)
 

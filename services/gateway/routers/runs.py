@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.gateway.deps import DB, CurrentUser, Settings
-from sparkpilot import registry, run_files, runs
+from sparkpilot import audit, registry, run_files, runs
 from sparkpilot.db.models import Agent, Run, RunStatus, Step, User
 from sparkpilot.errors import Conflict, NotFound
 from sparkpilot.events import publish
@@ -46,6 +46,10 @@ def submit_run(db: Session, user: User, body: RunCreate, settings: GatewaySettin
         db.delete(run)  # nothing half-made is left behind
         db.commit()
         raise
+    # Recorded once the run is really queued: the audit log is append-only, so it never names a run that was undone.
+    audit.record(db, user, "run.created", "run", run.id, mode=run.mode, model=run.model,
+                 **({"agent_id": agent.id, "agent_version": agent.version} if agent else {}))
+    db.commit()
     publish(client, events)
     return run
 

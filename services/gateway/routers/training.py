@@ -14,7 +14,7 @@ from sqlalchemy import select
 from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
 from services.trainer.dataset import completion_for
 from agent.miniwob import html_dir
-from sparkpilot import registry, training
+from sparkpilot import audit, registry, training
 from sparkpilot.db.models import RunStatus, TrainingDataset, User
 from sparkpilot.errors import InvalidInput, NotFound
 from sparkpilot.queue import enqueue_job
@@ -67,6 +67,8 @@ def create_job(body: TrainingJobCreate, db: DB, user: AdminUser, settings: Setti
         db.delete(job)
         db.commit()
         raise
+    audit.record(db, user, "training_job.created", "training_job", job.id, name=job.name, method=body.method)
+    db.commit()
     return TrainingJobPublic.model_validate(job)
 
 
@@ -118,6 +120,7 @@ def get_job(job_id: str, db: DB, user: CurrentUser) -> TrainingJobPublic:
 def cancel_job(job_id: str, db: DB, user: AdminUser) -> TrainingJobPublic:
     """Cancel a queued job now, or a running one at its next step; 409 if it already ended."""
     job = training.request_cancel(db, job_id, user)
+    audit.record(db, user, "training_job.cancel_requested", "training_job", job_id)
     db.commit()
     return TrainingJobPublic.model_validate(job)
 

@@ -96,6 +96,21 @@ class GatewaySettings(CommonSettings):
     # Rejections of a team run's plan (each re-plans with the feedback) before the run fails.
     plan_max_rejections: int = Field(default=3, ge=0)
     sse_ping_s: float = 15.0
+    # Requests per token and per client IP on /api and /mcp (e.g. "600/minute", "10/second"; empty: no limit).
+    rate_limit_per_token: str = "600/minute"
+    rate_limit_per_ip: str = "1200/minute"
+
+    @field_validator("rate_limit_per_token", "rate_limit_per_ip")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse
+
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not a rate such as '600/minute'") from exc
+        return value.strip()
 
     @field_validator("allowed_url_prefixes", mode="before")
     @classmethod

@@ -16,7 +16,8 @@ from sparkpilot.errors import SparkpilotError
 log = logging.getLogger(__name__)
 
 _TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 413: "payload_too_large", 422: "validation_error", 503: "unavailable"}
+          409: "conflict", 413: "payload_too_large", 422: "validation_error", 429: "rate_limited",
+          503: "unavailable"}
 
 
 def envelope(status: int, message: str, code: str | None = None, headers: dict | None = None) -> JSONResponse:

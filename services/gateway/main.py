@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.errors import envelope, install_error_handlers
 from services.gateway.mcp_server import build_mcp, http_app, http_token
+from services.gateway.ratelimit import RateLimit
 from services.gateway.reaper import reaper_loop
 from services.gateway.routers import admin, agents, collections, health, models, runs, stream, team, training
 from agent.miniwob import html_dir
@@ -135,6 +136,7 @@ def create_app() -> FastAPI:
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        upload_caps={cap: getattr(settings, cap) for _, cap in UPLOADS})
+    app.add_middleware(RateLimit, settings=settings)  # outermost: a limited client costs no body read
     return app
 
 

@@ -22,6 +22,7 @@ from agent.prompt import PromptTooLong, describe_action
 from agent.tools import MAX_RESULT_CHARS, TOOL_ACTIONS, ToolBox, judge_tool
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.llm_client import InferenceUnavailable
+from sparkpilot.logs import add_secret
 from sparkpilot.profiles import TEXT_DEFAULT, ModelProfile
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
         except ParseError as exc:
             error = f"could not parse your answer: {exc}"
         if action:
+            _mask_password(action, obs)
             verdict = guards.check(action["name"], action["args"], obs, history, cfg.allowed)
             error, stop = verdict.feedback, verdict.stop
         t4 = time.perf_counter()
@@ -212,6 +214,12 @@ def _approval_error(judgement: Judgement | None, action: dict[str, Any], obs: Ob
         return f"refused by the approval policy: {judgement.reason}."
     approved, why = hooks.ask_approval(judgement, action, obs)
     return None if approved else f"a person did not approve this ({judgement.reason}): {why}."
+
+
+def _mask_password(action: dict[str, Any], obs: Observation) -> None:
+    """What the agent types into a password field is never logged by this process (see sparkpilot/logs.py)."""
+    if action["name"] == "fill" and (obs.element(str(action["args"].get("bid"))) or {}).get("type") == "password":
+        add_secret(str(action["args"].get("text", "")))
 
 
 def _first_line(exc: PlaywrightError) -> str:

@@ -11,7 +11,11 @@ start() {  # name, command...
   if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
     info "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return
   fi
-  nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+  if [ "$name" = inference ]; then
+    nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 &
+  else  # our services write JSON lines to logs/NAME.log, rotated; NAME.out keeps what comes before logging starts
+    nohup env SPARKPILOT_LOG_FILE="$LOG_DIR/$name.log" "$@" >>"$LOG_DIR/$name.out" 2>&1 &
+  fi
   echo $! > "$RUN_DIR/$name.pid"
   info "started $name (pid $!, log logs/$name.log)"
 }

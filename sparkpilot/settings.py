@@ -55,6 +55,18 @@ class CommonSettings(BaseSettings):
     # An API token the command line acts with (`sparkpilot mcp serve`, `bench --through-stack`, `learn`).
     token: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # JSON lines (ts, level, logger, process, message, run_id/job_id) or the classic text line.
+    log_format: Literal["json", "text"] = "json"
+    # Also log to this file, rotated at log_file_max_bytes with log_file_backups old files (unset: stderr only).
+    log_file: Path | None = None
+    log_file_max_bytes: int = Field(default=10_000_000, ge=1000)
+    log_file_backups: int = Field(default=5, ge=0)
+
+    def configure_logging(self) -> None:
+        """Set up this process's logging from these settings."""
+        from sparkpilot.logs import configure_logging
+
+        configure_logging(self.log_level, self.log_format, self.log_file, self.log_file_max_bytes, self.log_file_backups)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -22,7 +22,6 @@ from services.gateway.routers import admin, agents, collections, health, models,
 from agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
-from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_gateway_settings
 
 log = logging.getLogger(__name__)
@@ -109,7 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app() -> FastAPI:
     """Build the FastAPI application."""
     settings = get_gateway_settings()
-    configure_logging(settings.log_level)
+    settings.configure_logging()
     app = FastAPI(title="Sparkpilot", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health.router)

@@ -13,7 +13,6 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from sparkpilot.heartbeat import announce
-from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_trainer_settings
 
 TRAINING_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "unsloth")
@@ -23,7 +22,7 @@ settings = get_trainer_settings()
 
 @setup_logging.connect
 def _logging(**_kwargs) -> None:  # noqa: ANN003 - connected: Celery leaves logging to us (SPARKPILOT_LOG_LEVEL)
-    configure_logging(settings.log_level)
+    settings.configure_logging()
 
 app = Celery("sparkpilot-trainer", broker=settings.redis_url, backend=settings.redis_url,
              include=["services.trainer.tasks"])

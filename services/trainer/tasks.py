@@ -7,6 +7,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.trainer.celery_app import app
 from services.trainer.pipeline import execute_job
+from sparkpilot.logs import bind
 from sparkpilot.schemas import TrainJobPayload
 
 
@@ -21,4 +22,6 @@ from sparkpilot.schemas import TrainJobPayload
 )
 def run_job(payload: dict) -> str:
     """Execute (or resume) one training job; the payload is a TrainJobPayload as JSON."""
-    return execute_job(TrainJobPayload.model_validate(payload).job_id)
+    job_id = TrainJobPayload.model_validate(payload).job_id
+    with bind(job_id=job_id):  # every line the job logs carries its id
+        return execute_job(job_id)

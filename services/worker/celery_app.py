@@ -8,7 +8,6 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from sparkpilot.heartbeat import announce
-from sparkpilot.logs import configure_logging
 from sparkpilot.settings import get_worker_settings
 
 log = logging.getLogger(__name__)
@@ -17,7 +16,7 @@ settings = get_worker_settings()
 
 @setup_logging.connect
 def _logging(**_kwargs) -> None:  # noqa: ANN003 - connected: Celery leaves logging to us (SPARKPILOT_LOG_LEVEL)
-    configure_logging(settings.log_level)
+    settings.configure_logging()
 
 app = Celery("sparkpilot", broker=settings.redis_url, include=["services.worker.tasks"])
 app.conf.update(

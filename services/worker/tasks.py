@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import redis
 from sqlalchemy.exc import OperationalError
 
 from services.worker.celery_app import app
 from services.worker.executor import execute_run as execute_run_now
+from sparkpilot.logs import bind
 from sparkpilot.schemas import ExecuteRunPayload
+
+log = logging.getLogger(__name__)
 
 
 @app.task(
@@ -21,4 +26,9 @@ from sparkpilot.schemas import ExecuteRunPayload
 )
 def execute_run(payload: dict) -> str:
     """Execute one run; the payload is an ExecuteRunPayload as JSON."""
-    return execute_run_now(ExecuteRunPayload.model_validate(payload).run_id)
+    run_id = ExecuteRunPayload.model_validate(payload).run_id
+    with bind(run_id=run_id):  # every line the run logs carries its id
+        log.info("executing run %s", run_id)
+        outcome = execute_run_now(run_id)
+        log.info("run %s: %s", run_id, outcome)
+        return outcome

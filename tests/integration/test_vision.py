@@ -154,10 +154,11 @@ def test_step_budget_settings_are_read_by_the_gateway(fara_stack) -> None:  # no
 
 def test_log_level_setting_reaches_the_services(fara_stack) -> None:  # noqa: ANN001
     stack, _model, _ = fara_stack
-    # SPARKPILOT_LOG_LEVEL=DEBUG in this stack: both processes log at DEBUG in the shared format.
+    # SPARKPILOT_LOG_LEVEL=DEBUG in this stack: both processes log at DEBUG in the shared JSON format.
     for name in ("gateway", "worker"):
-        text = (stack.logdir / f"{name}.log").read_text(errors="replace")
-        assert " DEBUG " in text, f"{name} did not log at DEBUG"
+        lines = (stack.logdir / f"{name}.log").read_text(errors="replace").splitlines()
+        levels = {json.loads(line)["level"] for line in lines if line.startswith("{")}
+        assert "DEBUG" in levels, f"{name} did not log at DEBUG"
 
 
 def test_a_run_samples_at_its_own_temperature(fara_stack, pages) -> None:  # noqa: ANN001

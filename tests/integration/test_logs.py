@@ -1,0 +1,63 @@
+"""Logs: JSON lines tagged with their run, rotated files, and no secret in them, from the real services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ws_collect, wait_terminal
+
+
+def _records(path: Path) -> list[dict]:
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            out.append(json.loads(line))
+    return out
+
+
+def test_a_run_logs_json_with_its_id_and_never_a_password_or_token(api: httpx.Client, stack, pages) -> None:  # noqa: ANN001
+    secret = f"pw-{uuid.uuid4().hex[:12]}"
+    actions = [{"name": "fill", "target": "Password", "text": secret}, {"name": "press", "key": "Enter"},
+               {"name": "finish", "answer": "signed in"}]
+    run = api.post("/api/v1/runs", json={"task": "sign in", "start_url": pages.url + "/login.html", "policy": "replay",
+                                         "actions": actions, "approval_policy": {"submit_sensitive": "allow"}}).json()
+    done = wait_terminal(api, run["id"])
+    steps = api.get(f"/api/v1/runs/{run['id']}/steps").json()
+    assert done["status"] == "succeeded" and steps[0]["error"] is None, steps[0]  # the secret was really typed
+    assert steps[-1]["observation"]["title"] == "signed in as ada"
+    # A token in a WebSocket URL is refused, and its access-log line masks it.
+    ws = stack.base_url.replace("http", "ws") + f"/api/v1/runs/{run['id']}/ws?token={stack.token}"
+    assert asyncio.run(ws_collect(ws))[1] == 4400
+
+    worker = _records(stack.logdir / "worker.log")
+    mine = [r for r in worker if r.get("run_id") == run["id"]]
+    assert {"executing run " + run["id"], f"run {run['id']}: run.succeeded"} <= {r["message"] for r in mine}
+    assert all({"ts", "level", "logger", "process", "message"} <= set(r) for r in mine)
+    gateway = _records(stack.logdir / "gateway.log")
+    assert any("/ws?token=***" in r["message"] for r in gateway)  # the access line, masked
+    for name in ("worker.log", "gateway.log"):
+        text = (stack.logdir / name).read_text(errors="replace")
+        assert secret not in text and stack.token not in text, name
+
+
+def test_log_files_rotate_and_stay_json(tmp_path: Path) -> None:
+    code = (
+        "import logging; from sparkpilot.logs import configure_logging, bind;"
+        f"configure_logging('INFO', 'json', __import__('pathlib').Path({str(tmp_path / 'svc.log')!r}), 2000, 2);"
+        "log = logging.getLogger('t')\n"
+        "with bind(job_id='j1'):\n"
+        "    [log.info('line %d with Bearer sp_abcdefghijkl', i) for i in range(200)]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["svc.log", "svc.log.1", "svc.log.2"]  # rotated, two old files kept
+    records = [json.loads(line) for p in tmp_path.iterdir() for line in p.read_text().splitlines()]
+    assert records and all(r["job_id"] == "j1" and r["message"].endswith("Bearer ***") for r in records)
+    assert all(p.stat().st_size <= 2500 for p in tmp_path.iterdir())

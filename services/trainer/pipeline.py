@@ -17,6 +17,7 @@ from sparkpilot import training
 from sparkpilot.db.models import PHASES, JobStatus, TrainingJob
 from sparkpilot.db.session import session_scope
 from sparkpilot.errors import SparkpilotError
+from sparkpilot.metrics import TRAINING_LOSS, TRAINING_PHASE_SECONDS
 from sparkpilot.redis_client import get_redis
 from sparkpilot.settings import TrainerSettings, get_trainer_settings
 
@@ -75,6 +76,8 @@ def execute_job(job_id: str, settings: TrainerSettings | None = None) -> str:
 
 def _run_phases(job_id: str, settings: TrainerSettings) -> str:
     def progress(**values: Any) -> bool:
+        if values.get("loss") is not None:
+            TRAINING_LOSS.set(get_redis(), job_id, float(values["loss"]))
         with session_scope() as s:
             return training.set_progress(s, job_id, **values)
 
@@ -92,6 +95,7 @@ def _run_phases(job_id: str, settings: TrainerSettings) -> str:
             t0 = time.perf_counter()
             metrics = PHASE_FUNCTIONS[phase](job, settings, progress)
             metrics["minutes"] = round((time.perf_counter() - t0) / 60, 2)
+            TRAINING_PHASE_SECONDS.observe(get_redis(), time.perf_counter() - t0, phase)
             with session_scope() as s:
                 training.phase_done(s, job_id, phase, metrics)
         reason = load_job(job_id).metrics["publish"]["reason"]

@@ -26,12 +26,15 @@ from sparkpilot.errors import SparkpilotError
 from sparkpilot.db.models import Run, RunStatus, Step
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import publish
-from sparkpilot.metrics import QUEUE_WAIT_SECONDS
+from sparkpilot.metrics import MODEL_ERRORS, QUEUE_WAIT_SECONDS
 from sparkpilot.profiles import TEXT_DEFAULT, served_profile
 from sparkpilot.redis_client import get_redis
 from sparkpilot.settings import WorkerSettings, get_worker_settings
 
 log = logging.getLogger(__name__)
+# How a run's reason names a model failure (agent/loop.py), for sparkpilot_model_errors_total{kind}.
+MODEL_ERROR_KINDS = (("model server unreachable", "unreachable"), ("model error", "error"),
+                     ("prompt does not fit", "prompt_too_long"))
 
 
 def worker_name() -> str:
@@ -110,6 +113,9 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
             status, reason, result, reward = RunStatus.failed, f"internal error: {type(exc).__name__}: {exc}", None, None
         finally:
             heart.stop()
+        kind = next((k for prefix, k in MODEL_ERROR_KINDS if reason.startswith(prefix)), None)
+        if kind:
+            MODEL_ERRORS.inc(client, kind)
         ended = commit_events(lambda s: runs.finish_run(s, run_id, status, reason, result, reward=reward))
         _write_trajectory(run_id, settings)
         return ended[0].type if ended else "already ended"

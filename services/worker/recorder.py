@@ -17,10 +17,12 @@ from services.worker.browser import BrowserPool
 from sparkpilot.db.models import Step
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import add_event, publish
-from sparkpilot.metrics import STEP_SECONDS
+from sparkpilot.metrics import BROWSER_RESTARTS, STEP_PHASE_SECONDS, STEP_SECONDS
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import EventPublic
 from sparkpilot.settings import WorkerSettings
+
+STEP_PHASES = ("observe", "prompt", "model", "parse_guard", "approval", "act", "persist")
 
 
 def commit_events(fn, *args: Any) -> list[EventPublic]:  # noqa: ANN001
@@ -82,6 +84,7 @@ class WorkerHooks(Hooks):
         if target:
             page.goto(target, wait_until="load")
         commit_events(emit, self.run_id, "run.message", {"text": "the browser crashed and was relaunched"})
+        BROWSER_RESTARTS.inc(get_redis(), "page")
         return page
 
     def env_outcome(self) -> Outcome | None:
@@ -140,3 +143,5 @@ class WorkerHooks(Hooks):
         commit_events(_write)
         self.next_index = step.index + 1
         STEP_SECONDS.observe(get_redis(), time.perf_counter() - self._step_t0)
+        STEP_PHASE_SECONDS.observe_many(get_redis(), [(step.timings_ms[p] / 1000, p) for p in STEP_PHASES
+                                                      if p in step.timings_ms])

@@ -115,6 +115,8 @@ def test_healthchecks_probe_the_right_thing(services: dict) -> None:
     assert "pg_isready" in text("postgres")
     assert "services.worker.celery_app inspect ping" in text("worker")
     assert "services.trainer.celery_app inspect ping" in text("trainer")
+    assert "localhost:9090/-/healthy" in text("prometheus")
+    assert "localhost:3000/api/health" in text("grafana")
 
 
 def test_depends_on_waits_for_healthy(services: dict) -> None:
@@ -246,7 +248,9 @@ def test_trainer_app_is_configured_and_pings() -> None:
 
 # Base images published for linux/arm64 and linux/amd64 (Docker Hub official images; NVIDIA NGC's
 # vLLM container is multi-arch, which is why the DGX Spark reference stack uses it).
-MULTI_ARCH_BASES = ("python:3.11-slim", "nvcr.io/nvidia/vllm:", "redis:7", "postgres:16")
+# Prometheus and Grafana (the observability profile) publish both architectures too.
+MULTI_ARCH_BASES = ("python:3.11-slim", "nvcr.io/nvidia/vllm:", "redis:7", "postgres:16", "prom/prometheus:",
+                    "grafana/grafana:")
 
 
 def dockerfiles() -> list[Path]:

@@ -7,18 +7,19 @@ import logging
 import httpx
 import redis
 from fastapi import APIRouter, Response
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway.deps import CurrentUser
+from services.gateway.http_metrics import LATENCY, REQUESTS
 from sparkpilot.queue import queue_depth
-from sparkpilot.db.models import Run, RunStatus
+from sparkpilot.db.models import JobStatus, Run, RunStatus, TrainingJob
 from sparkpilot.db.session import session_scope
 from sparkpilot.heartbeat import alive_pattern
-from sparkpilot.metrics import HISTOGRAMS
+from sparkpilot.metrics import SHARED
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import HealthPublic
 from sparkpilot.settings import get_gateway_settings
@@ -89,18 +90,30 @@ class _Collector:
         except SQLAlchemyError as exc:
             log.warning("metrics: database unavailable: %s", exc)
         yield runs
+        jobs = GaugeMetricFamily("sparkpilot_training_jobs", "Training jobs by status", labels=["status"])
+        try:
+            with session_scope() as s:
+                counts = dict(s.execute(select(TrainingJob.status, func.count()).group_by(TrainingJob.status)).all())
+            for st in JobStatus:
+                jobs.add_metric([st.value], counts.get(st, 0))
+        except SQLAlchemyError as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+        yield jobs
         try:
             depth = GaugeMetricFamily("sparkpilot_queue_depth", "Runs waiting on the worker queue")
             depth.add_metric([], queue_depth())
             yield depth
-            for hist in HISTOGRAMS:
-                yield hist.collect(get_redis())
+            for metric in SHARED:  # observed by the workers and the trainer, kept in Redis
+                yield metric.collect(get_redis())
         except redis.RedisError as exc:
             log.warning("metrics: redis unavailable: %s", exc)
 
 
 _registry = CollectorRegistry()
 _registry.register(_Collector())
+_registry.register(REQUESTS)  # the gateway's own requests, counted in process
+_registry.register(LATENCY)
+ProcessCollector(registry=_registry)  # the gateway's own CPU and memory
 
 
 @router.get("/metrics")

@@ -97,6 +97,10 @@ class Hooks:
         """Ask a person whether `action` may go ahead: (approved, why). No one to ask here: no."""
         return False, "no one can approve actions in this run"
 
+    def network_notes(self) -> str | None:
+        """What the host's network policy blocked during the last action, for the model (None: nothing)."""
+        return None
+
     def relaunch(self) -> Page:
         """A fresh page after a browser crash (raise to give up)."""
         raise RuntimeError("no relaunch available")
@@ -173,6 +177,9 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             else:
                 result = execute(page, action["name"], action["args"], cfg.action_timeout_ms)
             error = result.error
+            blocked = hooks.network_notes()
+            if blocked:
+                error = f"{error}; {blocked}" if error else blocked
             if result.message:
                 hooks.message(result.message)
             finished, answer, gave_up = result.finished, result.answer, not result.success

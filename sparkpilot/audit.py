@@ -12,11 +12,13 @@ from sparkpilot.db.models import AuditEntry, User
 CLI_ACTOR = "cli"
 
 
-def record(session: Session, actor: User | None, action: str, target_type: str, target_id: object,
+def record(session: Session, actor: User | str | None, action: str, target_type: str, target_id: object,
            **details: Any) -> None:
-    """Add one entry by `actor` (None: the command line) in the caller's transaction (it lands only if the change does)."""
-    session.add(AuditEntry(user_id=actor.id if actor else None, actor=actor.name if actor else CLI_ACTOR,
-                           action=action, target_type=target_type, target_id=str(target_id), details=details))
+    """Add one entry by `actor` (a user, a service's name, or None: the command line) in the caller's transaction."""
+    user = actor if isinstance(actor, User) else None
+    name = user.name if user else (actor if isinstance(actor, str) else CLI_ACTOR)
+    session.add(AuditEntry(user_id=user.id if user else None, actor=name, action=action, target_type=target_type,
+                           target_id=str(target_id), details=details))
 
 
 def list_entries(session: Session, action: str | None, limit: int, offset: int) -> tuple[list[AuditEntry], int]:

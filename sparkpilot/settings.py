@@ -144,6 +144,10 @@ class WorkerSettings(CommonSettings):
     """The worker: browser launch and run leases."""
 
     chromium_path: str = "/usr/bin/chromium"
+    # Non-public hosts the browser may reach anyway: host names (any port), host:port, or CIDR networks,
+    # comma-separated (SPARKPILOT_MINIWOB_URL's host:port, the gateway, is always allowed). Everything else private, loopback, link-local or
+    # metadata is blocked, for navigations and sub-resources alike, after DNS resolution.
+    browser_allow_private: Annotated[list[str], NoDecode] = Field(default_factory=list)
     headless: bool = True
     viewport_width: int = 1280
     viewport_height: int = 800
@@ -179,6 +183,21 @@ class WorkerSettings(CommonSettings):
     sandbox_memory_mb: int = Field(default=512, ge=64)
     sandbox_wall_s: float = Field(default=30.0, gt=0)
 
+
+    @field_validator("browser_allow_private", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        for entry in value or []:
+            if "/" in entry:
+                import ipaddress
+
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{entry!r} is not a network in CIDR notation (e.g. 10.0.0.0/8)") from exc
+        return value
 
 class InferenceSettings(CommonSettings):
     """The vLLM server (`services/inference/serve.py`), natively (`make up`) and in compose's `vllm` service."""

@@ -73,6 +73,8 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_NAVIGATION_TIMEOUT_S": "20",
         "SPARKPILOT_RUN_FILE_MAX_BYTES": str(2 * 1024 * 1024),
         "SPARKPILOT_DOCUMENT_MAX_BYTES": str(1024 * 1024),
+        # The test pages are served on 127.0.0.1 (by that name: "localhost" stays blocked for the policy tests).
+        "SPARKPILOT_BROWSER_ALLOW_PRIVATE": "127.0.0.1",
         # The suite polls hard from one IP; tests/integration/test_ratelimit.py checks the limits themselves.
         "SPARKPILOT_RATE_LIMIT_PER_TOKEN": "100000/minute",
         "SPARKPILOT_RATE_LIMIT_PER_IP": "100000/minute",

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
+from sqlalchemy.exc import SQLAlchemyError
 from playwright.sync_api import Error as PlaywrightError
 
 from agent.approval_policy import Judgement
 from agent.loop import Hooks, Outcome, StepRecord
 from agent.observe import Observation
 from services.worker.browser import BrowserPool
+from services.worker.netpolicy import network_policy
+from sparkpilot import audit
 from sparkpilot.db.models import Step
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import add_event, publish
@@ -22,6 +26,7 @@ from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import EventPublic
 from sparkpilot.settings import WorkerSettings
 
+log = logging.getLogger(__name__)
 STEP_PHASES = ("observe", "prompt", "model", "parse_guard", "approval", "act", "persist")
 
 
@@ -49,12 +54,38 @@ class WorkerHooks(Hooks):
         self.env_check: Callable[[], Outcome | None] | None = None
         self.next_index = 0  # the index the next recorded step gets (a team run's web steps continue it)
         self._step_t0 = 0.0
+        self.policy = network_policy(settings)
+        self.blocked: list[str] = []  # requests the network policy refused since the model last heard of them
 
     def open(self) -> Page:
-        """A fresh context and page for this run."""
+        """A fresh context and page for this run, every request of it checked by the network policy."""
         self.context = self.pool.new_context()
+        self.context.route("**/*", self._route)
         self.page = self.context.new_page()
         return self.page
+
+    def _route(self, route: Any, request: Any) -> None:
+        reason = self.policy.check(request.url)
+        if reason is None:
+            route.continue_()
+            return
+        route.abort("blockedbyclient")
+        self.blocked.append(reason)
+        log.warning("run %s: %s", self.run_id, reason)
+        try:
+            with session_scope() as s:
+                audit.record(s, "worker", "network.blocked", "run", self.run_id, url=request.url[:500],
+                             navigation=request.is_navigation_request())
+        except SQLAlchemyError as exc:  # a route handler must never raise into Playwright
+            log.warning("run %s: the block was not audited (%s)", self.run_id, exc)
+
+    def network_notes(self) -> str | None:
+        """What the network policy blocked since the last call, for the model to read."""
+        if not self.blocked:
+            return None
+        notes = "; ".join(dict.fromkeys(self.blocked))
+        self.blocked.clear()
+        return notes
 
     def open_start(self) -> str | None:
         """A fresh page on the run's start URL; the reason if navigating there failed."""
@@ -63,7 +94,7 @@ class WorkerHooks(Hooks):
             try:
                 page.goto(self.start_url, wait_until="load")
             except PlaywrightError as exc:
-                return f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}"
+                return self.network_notes() or f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}"
         return None
 
     def close(self) -> None:

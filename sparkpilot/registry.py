@@ -39,6 +39,7 @@ def adapter_path(path: Path | str, adapters_dir: Path) -> Path:
     root = Path(adapters_dir).resolve()
     try:
         real = (root / path).resolve()  # an absolute `path` replaces `root`; symlinks are followed
+        real.exists()  # raises for what the filesystem refuses to look up (e.g. a name too long)
     except (OSError, RuntimeError, ValueError) as exc:
         raise InvalidInput(f"adapter path {str(path)!r} cannot be resolved: {exc}", code="adapter_path") from exc
     if real == root or not real.is_relative_to(root):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Query
 from sqlalchemy.orm import Session
 
 from sparkpilot.auth import user_for_token
@@ -57,6 +57,11 @@ def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
         raise Forbidden("this operation needs an admin token")
     return user
 
+
+# Bounds on client-chosen integers: past them, 422 (not a database overflow). 2**53: exact in JSON too.
+MAX_INT = 2**53
+Offset = Annotated[int, Query(ge=0, le=MAX_INT)]
+EventId = Annotated[int, Query(ge=0, le=MAX_INT)]
 
 DB = Annotated[Session, Depends(get_db)]
 CurrentUser = Annotated[User, Depends(current_user)]

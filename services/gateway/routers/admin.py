@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from services.gateway.deps import DB, AdminUser
+from services.gateway.deps import AdminUser, DB, MAX_INT, Offset
 from sparkpilot import audit, auth
 from sparkpilot.admin_schemas import AuditEntryPublic, TokenCreate, TokenCreated, TokenPublic
 from sparkpilot.db.models import ApiToken
@@ -35,7 +35,7 @@ def create_token(body: TokenCreate, db: DB, admin: AdminUser) -> TokenCreated:
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenPublic)
-def revoke_token(token_id: int, db: DB, admin: AdminUser) -> TokenPublic:
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=MAX_INT)], db: DB, admin: AdminUser) -> TokenPublic:
     """Revoke a token; 404 unknown, 409 already revoked or the configured admin token."""
     row = auth.revoke_token(db, token_id, actor=admin)
     db.commit()
@@ -44,7 +44,7 @@ def revoke_token(token_id: int, db: DB, admin: AdminUser) -> TokenPublic:
 
 @router.get("/audit", response_model=Paginated[AuditEntryPublic])
 def audit_log(db: DB, _admin: AdminUser, action: Annotated[str | None, Query(max_length=64)] = None,
-              limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+              limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Offset = 0) -> dict:
     """The audit log, newest first; `action` filters (`token.` for every token action)."""
     items, total = audit.list_entries(db, action, limit, offset)
     return {"items": items, "total": total, "limit": limit, "offset": offset}

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.gateway.deps import DB, CurrentUser, Settings
+from services.gateway.deps import CurrentUser, DB, Offset, Settings
 from services.gateway.routers.runs import submit_run
 from sparkpilot import agents
 from sparkpilot.db.models import Run
@@ -27,7 +27,7 @@ def create_agent(body: AgentCreate, db: DB, user: CurrentUser, settings: Setting
 
 @router.get("", response_model=Paginated[AgentPublic])
 def list_agents(db: DB, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+                offset: Offset = 0) -> dict:
     """Your agents, by name."""
     items, total = agents.list_agents(db, user, limit, offset)
     return {"items": [agents.agent_public(a) for a in items], "total": total, "limit": limit, "offset": offset}
@@ -65,7 +65,7 @@ def run_agent(agent_id: str, body: AgentRunCreate, db: DB, user: CurrentUser, se
 
 @router.get("/{agent_id}/runs", response_model=AgentRuns)
 def agent_runs(agent_id: str, db: DB, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-               offset: Annotated[int, Query(ge=0)] = 0) -> AgentRuns:
+               offset: Offset = 0) -> AgentRuns:
     """The agent's runs, newest first, with status, steps and duration, and its stats over all of them."""
     items, total, stats = agents.agent_runs(db, agents.get_agent(db, agent_id, user), limit, offset)
     return AgentRuns(items=items, total=total, limit=limit, offset=offset, stats=stats)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.gateway.deps import DB, CurrentUser, Settings
+from services.gateway.deps import CurrentUser, DB, MAX_INT, Offset, Settings
 from sparkpilot import audit, registry, run_files, runs
 from sparkpilot.db.models import Agent, Run, RunStatus, Step, User
 from sparkpilot.errors import Conflict, NotFound
@@ -60,7 +60,7 @@ def list_runs(
     user: CurrentUser,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict:
     """The caller's runs, newest first."""
     items, total = runs.list_runs(db, user, status, limit, offset)
@@ -103,7 +103,7 @@ def trajectory(run_id: str, db: DB, user: CurrentUser) -> list[TrajectoryStep]:
 
 
 @router.get("/{run_id}/steps/{index}/screenshot", response_class=FileResponse)
-def step_screenshot(run_id: str, index: int, db: DB, user: CurrentUser, settings: Settings) -> FileResponse:
+def step_screenshot(run_id: str, index: Annotated[int, Path(ge=0, le=MAX_INT)], db: DB, user: CurrentUser, settings: Settings) -> FileResponse:
     """The PNG screenshot taken at a step."""
     runs.get_run(db, run_id, user)
     step = db.scalar(select(Step).where(Step.run_id == run_id, Step.index == index))

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, WebSocket, WebSocketDisconnect
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from services.gateway.deps import DB, CurrentUser, Settings, Unauthorized, authenticate, bearer_token
+from services.gateway.deps import CurrentUser, DB, EventId, MAX_INT, Settings, Unauthorized, authenticate, bearer_token
 from sparkpilot import runs, training
 from sparkpilot.db.models import JOB_TERMINAL, TERMINAL_STATUSES, Run, TrainingJob
 from sparkpilot.db.session import session_scope
@@ -119,12 +119,12 @@ async def _sse(stream: Stream, start: int, ping_s: float) -> EventSourceResponse
     return EventSourceResponse(gen(), ping=int(ping_s))
 
 
-Resume = Annotated[int | None, Header(ge=0)]  # the Last-Event-ID header
+Resume = Annotated[int | None, Header(ge=0, le=MAX_INT)]  # the Last-Event-ID header
 
 
 @router.get("/runs/{run_id}/events")
 async def sse_events(run_id: str, db: DB, user: CurrentUser, settings: Settings,
-                     after: Annotated[int, Query(ge=0)] = 0, last_event_id: Resume = None) -> EventSourceResponse:
+                     after: EventId = 0, last_event_id: Resume = None) -> EventSourceResponse:
     """Server-Sent Events; resume with the Last-Event-ID header (or ?after=N)."""
     runs.get_run(db, run_id, user)
     db.close()
@@ -133,7 +133,7 @@ async def sse_events(run_id: str, db: DB, user: CurrentUser, settings: Settings,
 
 @router.get("/training/jobs/{job_id}/events")
 async def sse_job_events(job_id: str, db: DB, user: CurrentUser, settings: Settings,
-                         after: Annotated[int, Query(ge=0)] = 0, last_event_id: Resume = None) -> EventSourceResponse:
+                         after: EventId = 0, last_event_id: Resume = None) -> EventSourceResponse:
     """A training job's events (queued, phase, progress with step/loss/eta, finished) as Server-Sent Events."""
     training.get_job(db, job_id, user)
     db.close()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 
-from services.gateway.deps import DB, CurrentUser, Settings
+from services.gateway.deps import CurrentUser, DB, Offset, Settings
 from sparkpilot import approvals, plans, runs
 from sparkpilot.db.models import Run, RunStatus, User
 from sparkpilot.errors import NotFound
@@ -93,7 +93,7 @@ def answer_input(run_id: str, body: InputAnswer, db: DB, user: CurrentUser):  # 
 
 @router.get("/api/v1/plans", response_model=Paginated[SavedPlanPublic])
 def list_plans(db: DB, user: CurrentUser, task: Annotated[str | None, Query(max_length=10_000)] = None,
-               limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Annotated[int, Query(ge=0)] = 0) -> dict:
+               limit: Annotated[int, Query(ge=1, le=200)] = 50, offset: Offset = 0) -> dict:
     """The caller's saved plans, newest first, or most similar to `task` first."""
     items, total = plans.list_plans(db, user, limit, offset, task)
     return {"items": items, "total": total, "limit": limit, "offset": offset}

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from services.gateway.deps import DB, AdminUser, CurrentUser, Settings
+from services.gateway.deps import AdminUser, CurrentUser, DB, Offset, Settings
 from services.trainer.dataset import completion_for
 from agent.miniwob import html_dir
 from sparkpilot import audit, registry, training
@@ -104,7 +104,7 @@ def list_datasets(db: DB, user: CurrentUser) -> list[DatasetPublic]:
 
 @router.get("/jobs", response_model=Paginated[TrainingJobPublic])
 def list_jobs(db: DB, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> Paginated[TrainingJobPublic]:
+              offset: Offset = 0) -> Paginated[TrainingJobPublic]:
     """Training jobs, newest first (an admin sees every job)."""
     rows, total = training.list_jobs(db, user, limit, offset)
     return Paginated(items=[TrainingJobPublic.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)

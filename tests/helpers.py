@@ -160,6 +160,29 @@ class Stack:
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
+FAULT_FIGURES = ROOT / "benchmark-results" / "faults.json"
+
+
+def record_fault(fault: str, **figures: object) -> None:
+    """Print a fault's measured figures and merge them into benchmark-results/faults.json (the README's table)."""
+    print(f"\nFAULT {fault}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+    FAULT_FIGURES.parent.mkdir(exist_ok=True)
+    data = json.loads(FAULT_FIGURES.read_text()) if FAULT_FIGURES.is_file() else {}
+    data[fault] = {**figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    FAULT_FIGURES.write_text(json.dumps(data, indent=2))
+
+
+def fault_figures(api: httpx.Client, run_id: str) -> dict[str, int]:
+    """Measured after a fault: runs still `running`, and the run's stored events duplicated or out of order."""
+    text = api.get(f"/api/v1/runs/{run_id}/events").text
+    ids = [json.loads(line[5:])["id"] for line in text.splitlines() if line.startswith("data:")]
+    steps = [s["index"] for s in api.get(f"/api/v1/runs/{run_id}/steps").json()]
+    return {"runs_left_running": api.get("/api/v1/runs", params={"status": "running"}).json()["total"],
+            "events": len(ids), "events_duplicated": len(ids) - len(set(ids)),
+            "events_out_of_order": sum(b <= a for a, b in zip(ids, ids[1:])),
+            "step_indices_missing": (max(steps) + 1 - len(set(steps))) if steps else 0}
+
+
 def scripted_env(base_env: dict[str, str], folder: Path, model_url: str, model: str, **extra: str) -> dict[str, str]:
     """The env of a private stack in `folder` (its own SQLite, queue, key prefix, workspace) on a scripted model."""
     from sparkpilot.db.migrate import upgrade

@@ -10,7 +10,10 @@ import httpx
 import pytest
 
 from sparkpilot.db.migrate import upgrade
-from tests.helpers import FINISH, Stack, free_port, start_redis, wait_for, wait_terminal
+from tests.helpers import FINISH, Stack, fault_figures, free_port, record_fault, start_redis, wait_for, wait_terminal
+
+
+pytestmark = pytest.mark.faults
 
 
 def _wait_running(api: httpx.Client, run_id: str) -> dict:
@@ -27,10 +30,13 @@ def test_sigkill_whole_worker_mid_run_ends_failed_worker_lost(stack, api, pages)
     stack.kill_worker()
     try:
         done = wait_terminal(api, run["id"], timeout=60)
-        assert time.time() - killed_at < 60
+        ended_s = round(time.time() - killed_at, 2)
+        assert ended_s < 60
         assert (done["status"], done["reason"]) == ("failed", "worker lost")
         types = [e["type"] for e in _sse_types(api, run["id"])]
         assert types[-1] == "run.failed" and types.count("run.failed") == 1
+        record_fault("worker_sigkill", outcome="run failed 'worker lost' (no worker left to resume it)",
+                     seconds_to_terminal=ended_s, **fault_figures(api, run["id"]))
     finally:
         stack.start_worker()
     # The restarted worker picks up the redelivered message only to find the run over: it stays failed.
@@ -40,7 +46,7 @@ def test_sigkill_whole_worker_mid_run_ends_failed_worker_lost(stack, api, pages)
 
 
 @pytest.mark.parametrize("attempt", range(3))
-def test_sigkill_pool_child_mid_run_is_redelivered_and_finished(stack, api, pages, attempt: int) -> None:  # noqa: ARG001
+def test_sigkill_pool_child_mid_run_is_redelivered_and_finished(stack, api, pages, attempt: int) -> None:
     """Celery requeues the message of a killed pool child (acks_late + reject_on_worker_lost); another child
     takes the run's lock once the dead one's lease lapses, resumes it, and the run must *finish*."""
     run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=3000", **FINISH}).json()
@@ -55,7 +61,12 @@ def test_sigkill_pool_child_mid_run_is_redelivered_and_finished(stack, api, page
     assert messages and "worker lost; resumed" in messages[0]["payload"]["text"]
     types = [e["type"] for e in _sse_types(api, run["id"])]
     assert types.count("run.started") == 1 and types[-1] == "run.succeeded" and "run.failed" not in types
-    assert running["status"] == "running" and time.time() - killed_at < 60
+    finished_s = round(time.time() - killed_at, 2)
+    assert running["status"] == "running" and finished_s < 60
+    figures = fault_figures(api, run["id"])
+    assert figures["events_duplicated"] == figures["events_out_of_order"] == figures["runs_left_running"] == 0, figures
+    record_fault(f"pool_child_sigkill_{attempt}", outcome="redelivered, resumed, succeeded", attempts=done["attempts"],
+                 seconds_to_finish=finished_s, **figures)
 
 
 def _worker_of(stack: Stack, run_id: str) -> str:
@@ -109,10 +120,15 @@ def test_redis_down_gives_503_and_degraded_then_recovers(private_redis_stack, pa
         health = httpx.get(stack.base_url + "/health").json()
         assert health["status"] == "degraded" and health["checks"]["redis"].startswith("down")
         assert health["checks"]["database"] == "ok"
-        assert api.get("/api/v1/runs").json()["total"] == 1  # the refused run was not stored
+        stored_while_down = api.get("/api/v1/runs").json()["total"] - 1
+        assert stored_while_down == 0  # the refused run was not stored
 
+        stopped_at = time.time()
         state["redis"] = start_redis(state["port"], stack.logdir)
         wait_for(lambda: httpx.get(stack.base_url + "/health").json()["status"] == "ok", 45, "health ok again")
+        record_fault("redis_down", outcome="503 redis_unavailable, nothing stored; health degraded, then ok",
+                     seconds_to_healthy_after_restart=round(time.time() - stopped_at, 2),
+                     refused_runs_stored=stored_while_down)
         again = api.post("/api/v1/runs", json=body)
         assert again.status_code == 201, again.text
         assert wait_terminal(api, again.json()["id"])["status"] == "succeeded"

@@ -12,7 +12,7 @@ from sparkpilot.db.models import AuditEntry, User
 CLI_ACTOR = "cli"
 
 
-def record(session: Session, actor: User | str | None, action: str, target_type: str, target_id: object,
+def record(session: Session, actor: User | str | None, action: str, target_type: str, target_id: object, /,
            **details: Any) -> None:
     """Add one entry by `actor` (a user, a service's name, or None: the command line) in the caller's transaction."""
     user = actor if isinstance(actor, User) else None

@@ -71,7 +71,7 @@ def decide_plan(session: Session, run_id: str, user: User, decision: PlanDecisio
                        code="not_awaiting_plan")
     plan = dict(run.plan or {})
     payload: dict[str, Any] = {"action": decision.action, "by": user.name}
-    audit.record(session, user, "plan.decided", "run", run_id, action=decision.action)
+    audit.record(session, user, "plan.decided", "run", run_id, decision=decision.action)
     if decision.action == "reject":
         plan["rejections"] = plan.get("rejections", 0) + 1
         plan["feedback"] = [*plan.get("feedback", []), decision.feedback]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import logging
+from typing import Any
 
 import httpx
 import redis
@@ -77,28 +79,25 @@ async def health() -> HealthPublic:
     return HealthPublic(status="ok" if ok else "degraded", checks=checks)
 
 
+def _by_status(name: str, documentation: str, column: Any, statuses: type[enum.Enum]) -> GaugeMetricFamily:
+    """A gauge of rows per status, every status present (0 when none); empty if the database is down."""
+    family = GaugeMetricFamily(name, documentation, labels=["status"])
+    try:
+        with session_scope() as s:
+            counts = dict(s.execute(select(column, func.count()).group_by(column)).all())
+        for st in statuses:
+            family.add_metric([st.value], counts.get(st, 0))
+    except SQLAlchemyError as exc:
+        log.warning("metrics: database unavailable: %s", exc)
+    return family
+
+
 class _Collector:
-    """Reads run counts from the database and shared histograms from Redis at scrape time."""
+    """Reads run and job counts from the database and shared metrics from Redis at scrape time."""
 
     def collect(self):  # noqa: ANN201 - prometheus_client protocol
-        runs = GaugeMetricFamily("sparkpilot_runs", "Runs by status", labels=["status"])
-        try:
-            with session_scope() as s:
-                counts = dict(s.execute(select(Run.status, func.count()).group_by(Run.status)).all())
-            for st in RunStatus:
-                runs.add_metric([st.value], counts.get(st, 0))
-        except SQLAlchemyError as exc:
-            log.warning("metrics: database unavailable: %s", exc)
-        yield runs
-        jobs = GaugeMetricFamily("sparkpilot_training_jobs", "Training jobs by status", labels=["status"])
-        try:
-            with session_scope() as s:
-                counts = dict(s.execute(select(TrainingJob.status, func.count()).group_by(TrainingJob.status)).all())
-            for st in JobStatus:
-                jobs.add_metric([st.value], counts.get(st, 0))
-        except SQLAlchemyError as exc:
-            log.warning("metrics: database unavailable: %s", exc)
-        yield jobs
+        yield _by_status("sparkpilot_runs", "Runs by status", Run.status, RunStatus)
+        yield _by_status("sparkpilot_training_jobs", "Training jobs by status", TrainingJob.status, JobStatus)
         try:
             depth = GaugeMetricFamily("sparkpilot_queue_depth", "Runs waiting on the worker queue")
             depth.add_metric([], queue_depth())

@@ -9,6 +9,7 @@ and calling it fails that action with the reason.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import jsonschema
@@ -19,11 +20,29 @@ from services.worker.mcp_client import McpFailure, call_tool, list_tools
 from sparkpilot import documents
 from sparkpilot.db.models import Run
 from sparkpilot.db.session import session_scope
-from sparkpilot.mcp_config import McpConfig, load_mcp_config
+from sparkpilot.mcp_config import McpConfig, McpServer, load_mcp_config
 from sparkpilot.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 SEARCH_HITS = 5
+DESCRIBE_TTL_S = 60.0  # how long a server's tool list (or its failure to give one) is reused by the next runs
+_DESCRIBED: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+
+
+def _described(name: str, server: McpServer) -> dict[str, Any]:
+    """The server's tools by name, cached per process: a run start does not relaunch every server (or wait
+    out a stuck one's timeout) when another run just asked; {} when it cannot be reached."""
+    key = (name, server.model_dump_json())
+    cached = _DESCRIBED.get(key)
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    try:
+        described = {t.name: t for t in list_tools(name, server)}
+    except McpFailure as exc:
+        log.warning("%s; its tools are offered as declared", exc)
+        described = {}
+    _DESCRIBED[key] = (time.monotonic() + DESCRIBE_TTL_S, described)
+    return described
 
 
 class WorkerTools:
@@ -38,11 +57,7 @@ class WorkerTools:
             server, _, tool = qualified.partition(".")
             by_server.setdefault(server, []).append(tool)
         for server, tools in by_server.items():
-            described: dict[str, Any] = {}
-            try:
-                described = {t.name: t for t in list_tools(server, config.servers[server])}
-            except McpFailure as exc:
-                log.warning("%s; its tools are offered as declared", exc)
+            described = _described(server, config.servers[server])
             for tool in tools:
                 found = described.get(tool)
                 self.specs[f"{server}.{tool}"] = ToolSpec(

@@ -61,3 +61,26 @@ def test_log_files_rotate_and_stay_json(tmp_path: Path) -> None:
     records = [json.loads(line) for p in tmp_path.iterdir() for line in p.read_text().splitlines()]
     assert records and all(r["job_id"] == "j1" and r["message"].endswith("Bearer ***") for r in records)
     assert all(p.stat().st_size <= 2500 for p in tmp_path.iterdir())
+
+
+def test_what_the_agent_types_into_a_password_field_is_masked_from_then_on(browser, pages, caplog) -> None:  # noqa: ANN001
+    """The loop registers a password fill as a secret: a later log line carrying it (a Playwright error
+    quoting the value, say) is masked; what it types into an ordinary field is not."""
+    import logging
+
+    from agent.loop import Hooks, LoopConfig, run_agent
+    from agent.policies import ReplayPolicy
+    from sparkpilot.logs import _Context
+
+    secret, visible = f"pw-{uuid.uuid4().hex[:10]}", f"user-{uuid.uuid4().hex[:6]}"
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(pages.url + "/login.html")
+    actions = [{"name": "fill", "target": "User", "text": visible}, {"name": "fill", "target": "Password", "text": secret},
+               {"name": "finish", "answer": "typed"}]
+    outcome = run_agent(page, ReplayPolicy(actions), "sign in", Hooks(), LoopConfig(max_steps=4))
+    ctx.close()
+    assert outcome.status == "succeeded", outcome.reason
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "fill failed: %s then %s", (visible, secret), None)
+    _Context().filter(record)
+    assert record.getMessage() == f"fill failed: {visible} then ***"

@@ -17,6 +17,7 @@ import httpx
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
+from agent.background import OrderedWriter
 from agent.loop import Hooks, LoopConfig, Outcome, StepRecord, run_agent
 from agent.miniwob import MiniwobEpisode, MiniwobServer, episode_outcome
 from agent.observe import bid_salt
@@ -53,28 +54,35 @@ def _add_step(ep: Episode, timings: dict[str, Any]) -> None:
     parts = {k: float(timings.get(k, 0.0)) for k in HARNESS_PARTS}
     for k, v in parts.items():
         ep.parts_ms.setdefault(k, []).append(v)
-    ep.harness_ms.append(sum(parts.values()))
-    ep.model_ms.append(float(timings.get("model", 0.0)))
+    model = float(timings.get("model", 0.0))
+    # The harness's overhead: the step's wall time less the model's own latency (older records: the parts).
+    ep.harness_ms.append(round(float(timings["step"]) - model, 2) if "step" in timings else sum(parts.values()))
+    ep.model_ms.append(model)
 
 
 class _FileHooks(Hooks):
-    """In-process persistence: each step as a JSON line plus its PNG, like the worker's recorder."""
+    """In-process persistence: each step as a JSON line plus its PNG, like the worker's recorder, written in order
+    on a background thread (off the step's critical path, as in the worker)."""
 
-    def __init__(self, out_dir: Path, episode: MiniwobEpisode) -> None:
-        self.out_dir, self.episode = out_dir, episode
+    def __init__(self, out_dir: Path, episode: MiniwobEpisode, writer: OrderedWriter) -> None:
+        self.out_dir, self.episode, self.writer = out_dir, episode, writer
         self.records: list[StepRecord] = []
         self.fh = (out_dir / "steps.jsonl").open("a")
 
     def record(self, step: StepRecord) -> None:
+        n = len(self.records)
+        self.records.append(step)
+        self.writer.submit(lambda: self._write(n, step))
+
+    def _write(self, n: int, step: StepRecord) -> None:
         t0 = time.perf_counter()
         if step.observation.screenshot:
-            (self.out_dir / f"{len(self.records):06d}.png").write_bytes(step.observation.screenshot)
+            (self.out_dir / f"{n:06d}.png").write_bytes(step.observation.screenshot)
+        step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
         self.fh.write(json.dumps({"action": step.action, "raw": step.raw_output, "error": step.error,
                                   "obs": step.observation.summary(), "timings": step.timings_ms,
                                   "model_metrics": step.model_metrics}) + "\n")
         self.fh.flush()
-        step.timings_ms["persist"] = round((time.perf_counter() - t0) * 1000, 2)
-        self.records.append(step)
 
     def env_outcome(self) -> Outcome | None:
         return episode_outcome(self.episode)
@@ -91,12 +99,13 @@ def run_in_process(tasks: list[str], seeds: list[int], make_policy: Callable[[],
     with MiniwobServer() as server, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=settings.chromium_path, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 500, "height": 320})
+        writer = OrderedWriter("bench-writer")
         for task in tasks:
             for seed in seeds:
                 t0 = time.perf_counter()
                 episode = MiniwobEpisode(page)
                 goal = episode.start(task, seed, server.url)
-                hooks = _FileHooks(out_dir, episode)
+                hooks = _FileHooks(out_dir, episode, writer)
                 policy = make_policy()
                 cfg = LoopConfig(max_steps=max_steps, allowed=["127.0.0.1"], screenshot=settings.agent_screenshot,
                                  salt=bid_salt("miniwob", task, seed), root=MiniwobEpisode.ROOT,
@@ -108,6 +117,7 @@ def run_in_process(tasks: list[str], seeds: list[int], make_policy: Callable[[],
                     outcome = Outcome("failed", f"harness error: {exc}".splitlines()[0])
                 finally:
                     policy.close()
+                    writer.flush()
                     hooks.fh.close()
                 st = _safe_status(episode)
                 ep = Episode(task, seed, bool(st and st.done and st.success), st.raw_reward if st and st.done else None,
@@ -117,6 +127,7 @@ def run_in_process(tasks: list[str], seeds: list[int], make_policy: Callable[[],
                     _add_step(ep, rec.timings_ms)
                 results.append(ep)
                 on_done(ep)
+        writer.close()
         browser.close()
     return results
 

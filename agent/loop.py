@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from agent.approval_policy import ApprovalPolicy, Judgement
 from agent.dialects import Turn, dialect_for
 from agent.observe import Observation, observe
 from agent.parse import ParseError
-from agent.policies import Policy
+from agent.policies import Decision, Policy
 from agent.prompt import PromptTooLong, describe_action
 from agent.tools import MAX_RESULT_CHARS, TOOL_ACTIONS, ToolBox, judge_tool
 from sparkpilot.errors import SparkpilotError
@@ -76,7 +78,10 @@ class Hooks:
         """A step begins."""
 
     def record(self, step: StepRecord) -> None:
-        """Persist a finished step (and add its own `persist` time to step.timings_ms)."""
+        """Persist a finished step (and add its own `persist` time to step.timings_ms), now or in the background."""
+
+    def flush(self) -> None:
+        """Wait until every step handed to `record` is persisted (raise if one could not be)."""
 
     def message(self, text: str) -> None:
         """The agent tells the user something."""
@@ -108,6 +113,12 @@ class Hooks:
 
 def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, start_index: int = 0) -> Outcome:
     """Drive `page` towards `goal` until finish, max_steps, too many failures, a guard stop or cancel."""
+    outcome = _run(page, policy, goal, hooks, cfg, start_index)
+    hooks.flush()  # every step is persisted before the caller writes the run's end
+    return outcome
+
+
+def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, start_index: int) -> Outcome:
     history: list[dict[str, Any]] = []
     turns: list[Turn] = []
     dialect = dialect_for(cfg.profile)
@@ -118,10 +129,11 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
     for index in range(start_index, start_index + cfg.max_steps):
         if hooks.should_cancel():
             return Outcome("cancelled", "cancelled by user")
-        hooks.step_started(index)
         t0 = time.perf_counter()
+        hooks.step_started(index)
+        shoot = cfg.screenshot and reads_screenshot(cfg.profile)  # else it is taken while the model thinks
         try:
-            obs = observe(page, screenshot=cfg.screenshot, salt=cfg.salt, root=cfg.root)
+            obs = observe(page, screenshot=shoot, salt=cfg.salt, root=cfg.root)
         except PlaywrightError as exc:
             if relaunched:
                 return Outcome("failed", f"browser crashed again after a relaunch: {_first_line(exc)}")
@@ -129,7 +141,7 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             relaunched = True
             try:
                 page = hooks.relaunch()
-                obs = observe(page, screenshot=cfg.screenshot, salt=cfg.salt, root=cfg.root)
+                obs = observe(page, screenshot=shoot, salt=cfg.salt, root=cfg.root)
             except (PlaywrightError, RuntimeError) as again:
                 return Outcome("failed", f"browser crashed and the relaunch failed: {again}".splitlines()[0])
         t1 = time.perf_counter()
@@ -143,7 +155,8 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             return Outcome("failed", f"model server unreachable: {exc.message}")
         t2 = time.perf_counter()
         try:
-            decision = policy.decide(prompt.messages, space if prompt.structured else None)
+            decision, model_ms = _decide(policy, prompt.messages, space if prompt.structured else None,
+                                         page if cfg.screenshot and not shoot else None, obs)
         except InferenceUnavailable as exc:
             return Outcome("failed", f"model server unreachable: {exc.message}")
         except SparkpilotError as exc:
@@ -185,8 +198,10 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
             finished, answer, gave_up = result.finished, result.answer, not result.success
         t5 = time.perf_counter()
         env = hooks.env_outcome() if not stop else None
-        timings = {"observe": _ms(t1 - t0), "prompt": _ms(t2 - t1), "model": _ms(t3 - t2),
-                   "parse_guard": _ms(t4 - t3), "act": _ms(t5 - t_approved),
+        # step: the whole step's wall time; the harness's own share is step - model.
+        timings = {"observe": _ms(t1 - t0), "prompt": _ms(t2 - t1), "model": model_ms,
+                   "decide": _ms(t3 - t2), "parse_guard": _ms(t4 - t3), "act": _ms(t5 - t_approved),
+                   "step": _ms(time.perf_counter() - t0),
                    **({"approval": _ms(t_approved - t4)} if t_approved - t4 > 0.001 else {}),
                    **{f"observe_{k}": v for k, v in obs.timings_ms.items()}}
         metrics = {"prompt_tokens_counted": prompt.tokens, **decision.metrics}
@@ -211,6 +226,42 @@ def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConf
         if failures >= cfg.max_failures:
             return Outcome("failed", f"too many consecutive failures ({failures}); last: {error}")
     return Outcome("failed", f"max_steps ({cfg.max_steps}) reached")
+
+
+def reads_screenshot(profile: ModelProfile) -> bool:
+    """True when the model's prompt carries the screenshot, so it must be taken before the model is asked."""
+    return profile.input != "text" or profile.answer != "json"
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _decide(policy: Policy, messages: list[dict[str, Any]], space: Any, page: Page | None,
+            obs: Observation) -> tuple[Decision, float]:
+    """The policy's decision and its own latency (ms); with `page`, the screenshot is taken meanwhile.
+
+    Playwright's sync API is bound to this thread, so the model's request goes to a helper thread
+    (the policies are thread-safe) while this one captures the screenshot, which only the record reads.
+    """
+    global _POOL
+    if page is None:
+        return _timed(policy.decide, messages, space)
+    if _POOL is None or _POOL[0] != os.getpid():  # a pool made before a fork has no threads in the child
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="decide"))
+    future = _POOL[1].submit(_timed, policy.decide, messages, space)
+    t0 = time.perf_counter()
+    try:
+        obs.screenshot = page.screenshot(type="png")
+    except PlaywrightError as exc:  # the next observe finds the crash and relaunches; this step has no picture
+        log.warning("screenshot failed: %s", _first_line(exc))
+    obs.timings_ms["screenshot"] = _ms(time.perf_counter() - t0)
+    return future.result()
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, _ms(time.perf_counter() - t0)
 
 
 def _approval_error(judgement: Judgement | None, action: dict[str, Any], obs: Observation, hooks: Hooks) -> str | None:

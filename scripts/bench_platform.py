@@ -228,9 +228,8 @@ async def main(args: argparse.Namespace) -> int:
         "host": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
     report(result)
-    out_dir = ROOT / "benchmark-results"
-    out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"platform-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out = args.json or ROOT / "benchmark-results" / f"platform-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     console.print(f"results written to {out}")
     for err in bench.errors[:5]:
@@ -247,6 +246,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--base-url", default=os.environ.get("SPARKPILOT_BASE_URL", "http://127.0.0.1:8000"),
                    help="gateway URL (default: $SPARKPILOT_BASE_URL or http://127.0.0.1:8000)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per run (default 600)")
+    p.add_argument("--json", type=Path, help="write the results here (default benchmark-results/platform-*.json)")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")

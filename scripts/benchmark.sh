@@ -9,7 +9,9 @@ usage() {
   echo "usage: scripts/benchmark.sh SUITE [options]" >&2
   echo "known suites: ${KNOWN_SUITES}" >&2
   echo "  platform  concurrent runs through gateway + worker: event latency, queue-to-start, throughput" >&2
-  echo "            [--runs 50] [--url URL] [--token TOKEN] [--base-url http://127.0.0.1:8000]" >&2
+  echo "            [--runs 50] [--url URL] [--token TOKEN] [--base-url http://127.0.0.1:8000] [--json PATH]" >&2
+  echo "  platform --matrix  the same on SQLite and PostgreSQL with 1 and 2 worker processes, each started here" >&2
+  echo "            [--runs 50,200] [--dbs sqlite,postgresql] [--workers 1,2] [--postgres-url URL]" >&2
   echo "  inference tokens/s at 1 and 8 concurrent requests, TTFT, gateway overhead vs direct vLLM" >&2
   echo "            [--requests 8] [--max-tokens 64] [--token TOKEN] [--base-url URL]" >&2
   echo "  miniwob   MiniWoB++ episodes through the full stack (sparkpilot bench miniwob --through-stack)" >&2
@@ -35,6 +37,10 @@ suite="$1"
 shift
 case "${suite}" in
   platform)
+    if [[ "${1:-}" == "--matrix" ]]; then  # its own gateway and workers per configuration
+      shift
+      exec "${PYTHON}" "${ROOT}/scripts/bench_platform_matrix.py" "$@"
+    fi
     exec "${PYTHON}" "${ROOT}/scripts/bench_platform.py" "$@"
     ;;
   inference)

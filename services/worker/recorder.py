@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from playwright.sync_api import Error as PlaywrightError
 
 from agent.approval_policy import Judgement
+from agent.background import OrderedWriter
 from agent.loop import Hooks, Outcome, StepRecord
 from agent.observe import Observation
 from services.worker.browser import BrowserPool
@@ -53,8 +54,9 @@ class WorkerHooks(Hooks):
         self.page: Page | None = None
         self.env_check: Callable[[], Outcome | None] | None = None
         self.next_index = 0  # the index the next recorded step gets (a team run's web steps continue it)
-        self._step_t0 = 0.0
         self.policy = network_policy(settings)
+        # Events and step rows are written on this thread, in order, off the step's critical path.
+        self.writer = OrderedWriter(f"recorder-{run_id}")
         self.blocked: list[str] = []  # requests the network policy refused since the model last heard of them
 
     def open(self) -> Page:
@@ -97,8 +99,20 @@ class WorkerHooks(Hooks):
                 return self.network_notes() or f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}"
         return None
 
+    def flush(self) -> None:
+        """Wait until every queued step and event is written (raise the first write error)."""
+        self.writer.flush()
+
     def close(self) -> None:
-        """Close the run's browser context."""
+        """At the run's end: write what is still queued, stop the writer, close the browser context."""
+        try:
+            self.writer.flush()
+        except Exception as exc:  # noqa: BLE001 - the run's end is written by the caller either way
+            log.warning("run %s: a step was not persisted (%s)", self.run_id, exc)
+        self.writer.close()
+        self._close_context()
+
+    def _close_context(self) -> None:
         if self.context is not None:
             try:
                 self.context.close()
@@ -109,12 +123,13 @@ class WorkerHooks(Hooks):
     def relaunch(self) -> Page:
         """After a crash: a new context (relaunching Chromium if it died) on the last known URL."""
         last_url = self.page.url if self.page is not None else None
-        self.close()
+        self._close_context()
         page = self.open()
         target = last_url if last_url and last_url != "about:blank" else self.start_url
         if target:
             page.goto(target, wait_until="load")
-        commit_events(emit, self.run_id, "run.message", {"text": "the browser crashed and was relaunched"})
+        self.writer.submit(lambda: commit_events(emit, self.run_id, "run.message",
+                                                 {"text": "the browser crashed and was relaunched"}))
         BROWSER_RESTARTS.inc(get_redis(), "page")
         return page
 
@@ -128,17 +143,17 @@ class WorkerHooks(Hooks):
 
     def step_started(self, index: int) -> None:
         """Event step.started."""
-        self._step_t0 = time.perf_counter()
-        commit_events(emit, self.run_id, "step.started", {"index": index})
+        self.writer.submit(lambda: commit_events(emit, self.run_id, "step.started", {"index": index}))
 
     def message(self, text: str) -> None:
         """Event run.message from the agent."""
-        commit_events(emit, self.run_id, "run.message", {"text": text, "from": "agent"})
+        self.writer.submit(lambda: commit_events(emit, self.run_id, "run.message", {"text": text, "from": "agent"}))
 
     def ask_approval(self, judgement: Judgement, action: dict[str, Any], obs: Observation) -> tuple[bool, str]:
         """Pause the run until a person answers (approval.requested / approval.decided events)."""
         from services.worker.waits import wait_for_approval  # waits builds on this module's commit_events
 
+        self.writer.flush()  # the step's events come before the request
         return wait_for_approval(self.run_id, judgement.category, action, judgement.reason, obs.screenshot,
                                  self.settings, self.heart)
 
@@ -147,7 +162,11 @@ class WorkerHooks(Hooks):
         return self.heart.cancel_requested.is_set()
 
     def record(self, step: StepRecord) -> None:
-        """Screenshot file, Step row and step.completed event, then publish."""
+        """Queue the step's screenshot file, Step row and step.completed event (written in order, then published)."""
+        self.next_index = step.index + 1
+        self.writer.submit(lambda: self._persist(step))
+
+    def _persist(self, step: StepRecord) -> None:
         t0 = time.perf_counter()
         shot_rel = None
         if step.observation.screenshot:
@@ -172,7 +191,6 @@ class WorkerHooks(Hooks):
             return emit(session, self.run_id, "step.completed", payload)
 
         commit_events(_write)
-        self.next_index = step.index + 1
-        STEP_SECONDS.observe(get_redis(), time.perf_counter() - self._step_t0)
+        STEP_SECONDS.observe(get_redis(), step.timings_ms.get("step", 0.0) / 1000)
         STEP_PHASE_SECONDS.observe_many(get_redis(), [(step.timings_ms[p] / 1000, p) for p in STEP_PHASES
                                                       if p in step.timings_ms])

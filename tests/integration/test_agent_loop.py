@@ -207,3 +207,50 @@ def test_crashed_page_is_relaunched_once(browser, pages) -> None:
     assert outcome.status == "failed" and outcome.reason.startswith("browser crashed")
     assert hooks.relaunches == 1
     ctx.close()
+
+
+class _SlowReplay(ReplayPolicy):
+    """A scripted answer that takes `delay_s`, as a model does; notes the thread it ran on."""
+
+    def __init__(self, actions, delay_s: float) -> None:
+        super().__init__(actions)
+        self.delay_s, self.threads = delay_s, []
+
+    def decide(self, messages, space):  # noqa: ANN001, ANN201
+        import threading
+        import time
+
+        self.threads.append(threading.current_thread().name)
+        time.sleep(self.delay_s)
+        return super().decide(messages, space)
+
+
+def test_a_text_model_is_asked_while_the_screenshot_is_taken_and_every_step_keeps_its_screenshot(page) -> None:
+    go = bid_of(page, lambda e: e["text"] == "Go")
+    policy = _SlowReplay([{"name": "click", "bid": go}, {"name": "finish", "answer": "ok"}], delay_s=0.3)
+    hooks = Recorder()
+    outcome = run_agent(page, policy, "t", hooks, LoopConfig(max_steps=3, allowed=["127.0.0.1"], screenshot=True))
+    assert outcome.status == "succeeded"
+    assert len(hooks.steps) == 2
+    assert all(t.startswith("decide") for t in policy.threads)  # not the loop's (Playwright's) thread
+    for step in hooks.steps:
+        assert step.observation.screenshot and step.observation.screenshot.startswith(b"\x89PNG")
+        t = step.timings_ms
+        assert t["model"] >= 300 and t["observe_screenshot"] > 0
+        # Sequential, the step would last at least model + screenshot + element list + action.
+        assert t["step"] < t["model"] + t["observe_screenshot"] + t["observe_elements"] + t["act"]
+
+
+def test_a_model_that_reads_the_screenshot_gets_it_before_it_is_asked(page) -> None:
+    from sparkpilot.profiles import ModelProfile
+
+    seen = []
+
+    class Looks(ReplayPolicy):
+        def decide(self, messages, space):  # noqa: ANN001, ANN201
+            seen.append(any(isinstance(m["content"], list) for m in messages))
+            return super().decide(messages, space)
+
+    cfg = LoopConfig(max_steps=2, screenshot=True, profile=ModelProfile(input="text+image"))
+    outcome = run_agent(page, Looks([{"name": "finish", "answer": "ok"}]), "t", Recorder(), cfg)
+    assert outcome.status == "succeeded" and seen == [True]

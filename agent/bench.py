@@ -219,7 +219,8 @@ def model_policy_factory(settings: WorkerSettings, model: str | None = None) -> 
     """A new model policy per episode, for the base model or a served adapter version (`name@vN`)."""
     return lambda: ModelPolicy(settings.inference_url, model or settings.inference_model, settings.inference_timeout_s,
                                settings.inference_retries, max_tokens=settings.agent_max_tokens,
-                               tokenizer_model=settings.inference_model)
+                               tokenizer_model=settings.inference_model,
+                               restart_wait_s=settings.inference_restart_wait_s)
 
 
 def replay_policy_factory() -> Callable[[], Policy]:

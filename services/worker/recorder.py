@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -9,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import BrowserContext, Page
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 from playwright.sync_api import Error as PlaywrightError
 
 from agent.approval_policy import Judgement
@@ -31,8 +33,16 @@ log = logging.getLogger(__name__)
 STEP_PHASES = ("observe", "prompt", "model", "parse_guard", "approval", "act", "persist")
 
 
+# A database that restarts (PostgreSQL failover, a restarted container) is waited for this long by each
+# write of a run, which then goes on; only a longer outage ends the run.
+DB_RETRY_S = 60
+
+
+@retry(retry=retry_if_exception_type(OperationalError), stop=stop_after_delay(DB_RETRY_S),
+       wait=wait_exponential(multiplier=0.2, max=2), reraise=True,
+       before_sleep=lambda state: log.warning("database unavailable, retrying: %s", state.outcome.exception()))
 def commit_events(fn, *args: Any) -> list[EventPublic]:  # noqa: ANN001
-    """Run `fn(session, *args)` in a transaction, then publish the events it returned."""
+    """Run `fn(session, *args)` in a transaction (again, while the database is unreachable), then publish its events."""
     with session_scope() as s:
         events = fn(s, *args)
     publish(get_redis(), events)
@@ -168,12 +178,18 @@ class WorkerHooks(Hooks):
 
     def _persist(self, step: StepRecord) -> None:
         t0 = time.perf_counter()
-        shot_rel = None
+        shot_rel, full = None, None
         if step.observation.screenshot:
             shot_rel = Path("artifacts") / "runs" / self.run_id / f"step-{step.index:04d}.png"
             shot_abs = self.settings.workspace_dir / shot_rel
-            shot_abs.parent.mkdir(parents=True, exist_ok=True)
-            shot_abs.write_bytes(step.observation.screenshot)
+            try:
+                shot_abs.parent.mkdir(parents=True, exist_ok=True)
+                shot_abs.write_bytes(step.observation.screenshot)
+            except OSError as exc:  # a full disk: the step is still stored (without its picture), then the run ends
+                if exc.errno != errno.ENOSPC:
+                    raise
+                shot_abs.unlink(missing_ok=True)
+                shot_rel, full = None, exc
         obs = step.observation.summary()
 
         def _write(session) -> list[EventPublic]:  # noqa: ANN001
@@ -191,6 +207,8 @@ class WorkerHooks(Hooks):
             return emit(session, self.run_id, "step.completed", payload)
 
         commit_events(_write)
+        if full is not None:
+            raise full
         STEP_SECONDS.observe(get_redis(), step.timings_ms.get("step", 0.0) / 1000)
         STEP_PHASE_SECONDS.observe_many(get_redis(), [(step.timings_ms[p] / 1000, p) for p in STEP_PHASES
                                                       if p in step.timings_ms])

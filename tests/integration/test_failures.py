@@ -9,8 +9,7 @@ import time
 import httpx
 import pytest
 
-from sparkpilot.db.migrate import upgrade
-from tests.helpers import FINISH, Stack, fault_figures, free_port, record_fault, start_redis, wait_for, wait_terminal
+from tests.helpers import FINISH, Stack, fault_figures, record_fault, start_redis, wait_for, wait_terminal
 
 
 pytestmark = pytest.mark.faults
@@ -84,24 +83,6 @@ def _sse_types(api: httpx.Client, run_id: str) -> list[dict]:
 
     text = api.get(f"/api/v1/runs/{run_id}/events").text
     return [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
-
-
-@pytest.fixture
-def private_redis_stack(base_env, tmp_path, pages):
-    """A gateway + worker on their own redis-server, which the test may stop and restart."""
-    port = free_port()
-    redis_proc = start_redis(port, tmp_path)
-    env = dict(base_env, REDIS_URL=f"redis://127.0.0.1:{port}/0", DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}",
-               SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"))
-    upgrade(env["DATABASE_URL"])
-    stack = Stack(env=env, logdir=tmp_path)
-    stack.start_gateway()
-    stack.start_worker(concurrency=1)
-    state = {"redis": redis_proc, "port": port}
-    yield stack, state
-    stack.stop()
-    state["redis"].terminate()
-    state["redis"].wait(10)
 
 
 def test_redis_down_gives_503_and_degraded_then_recovers(private_redis_stack, pages) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -147,7 +148,7 @@ def test_a_full_workspace_fails_runs_with_a_reason_and_recovers_when_freed(full_
         for r in runs:
             assert r["status"] == "failed" and r["reason"].startswith("workspace disk full"), r
             steps = api.get(f"/api/v1/runs/{r['id']}/steps").json()
-            assert steps and steps[0]["screenshot_path"] is None  # the step is kept, without its picture
+            assert steps and steps[0]["has_screenshot"] is False  # the step is kept, without its picture
         figures = followers.figures(api)
         assert figures["events_lost"] == figures["events_delivered_twice"] == 0, figures
         assert httpx.get(stack.base_url + "/health").json()["checks"]["worker"] == "ok"  # the worker lived on
@@ -160,17 +161,18 @@ def test_a_full_workspace_fails_runs_with_a_reason_and_recovers_when_freed(full_
 
 
 @pytest.fixture
-def private_postgres(tmp_path):  # noqa: ANN001, ANN201
+def private_postgres():  # noqa: ANN201
     """A private PostgreSQL cluster (initdb, as the `postgres` user) that the test may restart."""
     bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not bins or shutil.which("runuser") is None or os.geteuid() != 0:
         pytest.fail("this test runs its own PostgreSQL cluster: it needs PostgreSQL's binaries (scripts/test_postgres.sh "
                     "installs them), runuser and root")
     pg_ctl = bins[-1]
-    data, port = tmp_path / "pg", free_port()
+    home = Path(tempfile.mkdtemp(prefix="sparkpilot-pg-"))  # pytest's tmp folders are closed to other users
+    os.chmod(home, 0o755)
+    data, port = home / "pg", free_port()
     data.mkdir()
     shutil.chown(data, "postgres")
-    os.chmod(tmp_path, 0o755)
     as_pg = ["runuser", "-u", "postgres", "--"]
     subprocess.run([*as_pg, str(pg_ctl.parent / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)
@@ -183,6 +185,7 @@ def private_postgres(tmp_path):  # noqa: ANN001, ANN201
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/sp", ctl
     finally:
         subprocess.run([*ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_postgres_restart_under_load_every_run_finishes(base_env, private_postgres, tmp_path, pages) -> None:  # noqa: ANN001

@@ -43,6 +43,8 @@ class CommonSettings(BaseSettings):
     inference_retries: int = 3
     # A model server that refuses connections is restarting: a step waits this long for it before the run fails.
     inference_restart_wait_s: float = 120.0
+    # Largest run file: an upload (gateway) or a download the browser keeps (worker).
+    run_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # What the served model reads and answers (text/bids/JSON, or screenshot/coordinates/Fara), by model name.
     model_profiles: Path = ROOT / "config" / "models.json"
     max_loras: int = 2
@@ -95,8 +97,6 @@ class GatewaySettings(CommonSettings):
     """The gateway: API, auth, limits, the lost-run reaper."""
 
     admin_token: str = TEMPLATE_ADMIN_TOKEN
-    # Largest file a person may upload to a run (POST /api/v1/runs/{id}/files).
-    run_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # Largest document a person may upload to a collection (POST /api/v1/collections/{id}/documents).
     document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     host: str = "127.0.0.1"

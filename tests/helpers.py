@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 class _PageHandler(SimpleHTTPRequestHandler):
-    """Serves tests/pages; /slow?ms=N answers after N ms (to catch a run mid-step)."""
+    """Serves tests/pages; /slow?ms=N answers after N ms (to catch a run mid-step); /file?bytes=N is a download."""
 
     def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
         super().__init__(*args, directory=str(PAGES), **kwargs)
@@ -48,6 +48,16 @@ class _PageHandler(SimpleHTTPRequestHandler):
             body = f"<html><head><title>Slow page {ms}</title></head><body>slow</body></html>".encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if parts.path == "/file":  # an attachment of ?bytes=N, named ?name=…
+            query = parse_qs(parts.query)
+            body = b"x" * int(query.get("bytes", ["100"])[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Disposition", f'attachment; filename="{query.get("name", ["data.bin"])[0]}"')
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

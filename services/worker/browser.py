@@ -28,8 +28,10 @@ class BrowserPool:
         if self._pw is None:
             self._pw = sync_playwright().start()
         log.info("launching chromium %s", self.settings.chromium_path)
+        # Downloads land in the workspace (never the system's temp folder) until the run keeps or refuses them.
         self._browser = self._pw.chromium.launch(
-            executable_path=self.settings.chromium_path, headless=self.settings.headless, args=CHROMIUM_ARGS
+            executable_path=self.settings.chromium_path, headless=self.settings.headless, args=CHROMIUM_ARGS,
+            downloads_path=str(self.settings.workspace_dir / "downloads"),
         )
         return self._browser
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from sparkpilot.db.session import session_scope
 from sparkpilot.events import add_event, publish
 from sparkpilot.metrics import BROWSER_RESTARTS, STEP_PHASE_SECONDS, STEP_SECONDS
 from sparkpilot.redis_client import get_redis
+from sparkpilot.run_files import files_dir
 from sparkpilot.schemas import EventPublic
 from sparkpilot.settings import WorkerSettings
 
@@ -54,6 +56,22 @@ def emit(session, run_id: str, type_: str, payload: dict) -> list[EventPublic]: 
     return [add_event(session, run_id, type_, payload)]  # type: ignore[arg-type]
 
 
+def keep_download(download: Any, folder: Path, max_bytes: int) -> tuple[bool, str]:
+    """Move a finished download into the run's files (`downloads/NAME`), unless it is over `max_bytes`: (kept, note)."""
+    name = re.sub(r"[^A-Za-z0-9._ -]", "_", download.suggested_filename or "").strip().lstrip(".")[:128] or "download"
+    try:
+        size = Path(download.path()).stat().st_size  # path() waits for the download to finish
+    except (PlaywrightError, OSError) as exc:
+        return False, f"download {name!r} failed: {str(exc).splitlines()[0]}"
+    if size > max_bytes:
+        download.delete()
+        return False, f"download {name!r} refused: {size} bytes is over the limit of {max_bytes} (SPARKPILOT_RUN_FILE_MAX_BYTES)"
+    folder.mkdir(parents=True, exist_ok=True)
+    download.save_as(folder / name)
+    download.delete()
+    return True, f"downloaded {name!r} ({size} bytes) into the run's files as downloads/{name}"
+
+
 class WorkerHooks(Hooks):
     """Records each step of a run and owns its browser context."""
 
@@ -68,13 +86,18 @@ class WorkerHooks(Hooks):
         # Events and step rows are written on this thread, in order, off the step's critical path.
         self.writer = OrderedWriter(f"recorder-{run_id}")
         self.blocked: list[str] = []  # requests the network policy refused since the model last heard of them
+        self.downloads: list[Any] = []  # Playwright downloads started since the last action
 
     def open(self) -> Page:
         """A fresh context and page for this run, every request of it checked by the network policy."""
         self.context = self.pool.new_context()
         self.context.route("**/*", self._route)
+        self.context.on("page", lambda page: page.on("download", self._on_download))  # the run's page and popups
         self.page = self.context.new_page()
         return self.page
+
+    def _on_download(self, download: Any) -> None:
+        self.downloads.append(download)
 
     def _route(self, route: Any, request: Any) -> None:
         reason = self.policy.check(request.url)
@@ -92,7 +115,16 @@ class WorkerHooks(Hooks):
             log.warning("run %s: the block was not audited (%s)", self.run_id, exc)
 
     def network_notes(self) -> str | None:
-        """What the network policy blocked since the last call, for the model to read."""
+        """What the network policy blocked, or a download refused, since the last call, for the model to read."""
+        for download in self.downloads:
+            kept, note = keep_download(download, files_dir(self.settings, self.run_id) / "downloads",
+                                       self.settings.run_file_max_bytes)
+            if kept:
+                self.message(note)
+            else:
+                self.blocked.append(note)
+            log.info("run %s: %s", self.run_id, note)
+        self.downloads.clear()
         if not self.blocked:
             return None
         notes = "; ".join(dict.fromkeys(self.blocked))

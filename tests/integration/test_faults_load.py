@@ -18,7 +18,7 @@ import pytest
 
 from sparkpilot.db.migrate import upgrade
 from sparkpilot.settings import WorkerSettings
-from tests.helpers import (FINISH, Followers, ModelServer, Stack, fault_figures, free_port, record_fault, scripted_env,
+from tests.helpers import (Followers, ModelServer, Stack, fault_figures, free_port, record_fault, scripted_env,
                            start_redis, submit_load, wait_all_terminal, wait_for, wait_terminal)
 
 pytestmark = pytest.mark.faults

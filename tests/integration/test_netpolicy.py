@@ -51,3 +51,26 @@ def test_a_blocked_start_url_fails_the_run_with_the_reason(api: httpx.Client, pa
 def test_policy_decisions(url: str, blocked: bool) -> None:
     policy = NetworkPolicy(["127.0.0.1", "10.0.0.0/8", "staging.test:8080"])
     assert (policy.check(url) is not None) is blocked, policy.check(url)
+
+
+def test_downloads_land_in_the_run_files_and_one_over_the_size_limit_is_refused(api: httpx.Client, stack, pages) -> None:  # noqa: ANN001
+    run = api.post("/api/v1/runs", json={
+        "task": "download", "start_url": pages.url + "/downloads.html", "policy": "replay",
+        "actions": [{"name": "click", "target": "small file"}, {"name": "click", "target": "big file"},
+                    {"name": "finish", "answer": "done"}]}).json()
+    done = wait_terminal(api, run["id"])
+    assert done["status"] == "succeeded", done["reason"]
+    steps = api.get(f"/api/v1/runs/{run['id']}/steps").json()
+    limit = int(stack.env["SPARKPILOT_RUN_FILE_MAX_BYTES"])
+    refusal = f"download 'big.bin' refused: 3000000 bytes is over the limit of {limit} (SPARKPILOT_RUN_FILE_MAX_BYTES)"
+    # A download starts after its click returns: the model hears of it after that action or the next one.
+    assert [s["error"] for s in steps].count(refusal) == 1 and steps[0]["error"] is None, [s["error"] for s in steps]
+    files = api.get(f"/api/v1/runs/{run['id']}/files").json()
+    assert [(f["name"], f["size"]) for f in files] == [("downloads/small.txt", 100)]
+    text = api.get(f"/api/v1/runs/{run['id']}/events").text
+    assert "downloaded 'small.txt' (100 bytes) into the run's files as downloads/small.txt" in text
+    # Nothing stays in the browser's download folder (the workspace's), whatever was kept or refused.
+    from pathlib import Path
+
+    incoming = Path(stack.env["SPARKPILOT_WORKSPACE_DIR"]) / "downloads"
+    assert incoming.is_dir() and list(incoming.iterdir()) == []

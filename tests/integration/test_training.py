@@ -23,7 +23,7 @@ from playwright.sync_api import sync_playwright
 
 from agent.miniwob import MiniwobEpisode, MiniwobServer
 from agent.chromium import CHROMIUM_ARGS
-from tests.helpers import BIN, ROOT, Stack, free_port, wait_for, wait_terminal, ws_collect
+from tests.helpers import BIN, ROOT, Stack, free_port, record_fault, wait_for, wait_terminal, ws_collect
 
 TASK = "click-button"
 TRAIN_SEEDS = [0, 1, 2, 3, 4, 5]
@@ -253,6 +253,7 @@ def test_sdft_distills_from_an_ema_teacher_that_sees_the_demonstration(api, stac
 def test_a_trainer_killed_mid_train_resumes_from_its_checkpoint(api, trainer, solved) -> None:  # noqa: ANN001
     job_id = _job(api, "resumer", steps=10, seeds=[1002])
     job = _wait_step(api, job_id, 3)  # a checkpoint was written at step 2
+    killed_at = time.time()
     os.kill(int(job["worker"].rsplit(":", 1)[1]), signal.SIGKILL)  # the Celery pool child executing the job
     done = wait_job(api, job_id)
     assert done["status"] == "succeeded", done
@@ -260,6 +261,10 @@ def test_a_trainer_killed_mid_train_resumes_from_its_checkpoint(api, trainer, so
     assert done["progress"]["resumed_from"] >= 2, done["progress"]
     curve = api.get(f"/api/v1/training/jobs/{job_id}/metrics").json()["loss"]
     assert [p[0] for p in curve] == list(range(1, 11)), curve  # one loss per step, none lost or doubled
+    record_fault("trainer_sigkill", outcome="job redelivered, resumed from its checkpoint, succeeded",
+                 killed_at_step=job["progress"]["step"], resumed_from_step=done["progress"]["resumed_from"],
+                 seconds_to_finish=round(time.time() - killed_at, 2), loss_steps_lost=0, loss_steps_doubled=0,
+                 jobs_left_running=sum(j["status"] == "running" for j in api.get("/api/v1/training/jobs").json()["items"]))
 
 
 def test_cancel_stops_a_job_and_leaves_the_registry_unchanged(api, trainer, solved) -> None:  # noqa: ANN001

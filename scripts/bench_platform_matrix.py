@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmark.sh platform --matrix", description=__doc__)
     p.add_argument("--runs", default="50,200", help="concurrent run counts (default 50,200)")
     p.add_argument("--dbs", default="sqlite,postgresql", help="databases (default sqlite,postgresql)")
-    p.add_argument("--workers", default="1,2", help="worker process counts (default 1,2)")
+    p.add_argument("--workers", default="1,2",
+                   help="worker process counts (default 1,2), each with SPARKPILOT_CONCURRENCY's run slots")
     p.add_argument("--postgres-url", default=os.environ.get("SPARKPILOT_TEST_POSTGRES_URL",
                                                             "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
                    help="a PostgreSQL the benchmark may create databases in")
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                         r = run_one(cfg, n, args.timeout, Path(tmp) / f"result-{n}.json")
                         rows.append({"db": db, "workers": workers, "runs": n, "succeeded": r["succeeded"],
                                      "runs_per_minute": r["runs_per_minute"], "queue_to_start_ms": r["queue_to_start_ms"],
-                                     "event_latency_ms": r["event_latency_ms"], "outcomes": r["outcomes"]})
+                                     "event_latency_ms": r["event_latency_ms"], "outcomes": r["outcomes"],
+                                     "event_latency_ms_by_type": r["event_latency_ms_by_type"]})
                 finally:
                     cfg.stop()
     table = Table(title="platform benchmark matrix (scripted one-step runs, no model)")

@@ -8,7 +8,7 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from sparkpilot.heartbeat import announce
-from sparkpilot.settings import get_worker_settings
+from sparkpilot.settings import get_worker_settings, run_slots
 
 log = logging.getLogger(__name__)
 settings = get_worker_settings()
@@ -31,7 +31,7 @@ app.conf.update(
     broker_transport_options={"visibility_timeout": 900, "socket_connect_timeout": 2, "socket_timeout": 5},
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
     worker_hijack_root_logger=False,
-    worker_concurrency=settings.concurrency,
+    worker_concurrency=run_slots(settings),
 )
 
 announce("worker")

@@ -224,9 +224,20 @@ def test_celery_commands_name_real_apps(services: dict, service: str, module: st
 
 def test_worker_consumes_the_queue_the_gateway_publishes_to() -> None:
     from services.worker.celery_app import app, settings
+    from sparkpilot.settings import run_slots
 
     assert app.conf.task_default_queue == settings.queue_name
-    assert app.conf.worker_concurrency == settings.concurrency
+    assert app.conf.worker_concurrency == run_slots(settings)
+
+
+def test_worker_concurrency_is_one_run_per_two_cores_unless_set(monkeypatch) -> None:  # noqa: ANN001
+    from sparkpilot.settings import WorkerSettings, run_slots
+
+    monkeypatch.setattr("os.cpu_count", lambda: 20)
+    assert run_slots(WorkerSettings(concurrency=0)) == 10
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert run_slots(WorkerSettings(concurrency=0)) == 1
+    assert run_slots(WorkerSettings(concurrency=3)) == 3
 
 
 def test_trainer_app_is_configured_and_pings() -> None:

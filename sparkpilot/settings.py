@@ -208,7 +208,8 @@ def run_slots(settings: WorkerSettings) -> int:
     Each run drives its own Chromium, which takes about a core while the page works; more runs than
     that only queue behind each other for CPU (on 2 cores, 2 slots were slower and had 10x the event latency tail).
     """
-    return settings.concurrency or max(1, (os.cpu_count() or 2) // 2)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
+    return settings.concurrency or max(1, cores // 2)
 
 
 class InferenceSettings(CommonSettings):

@@ -376,3 +376,14 @@ def wait_all_terminal(api: httpx.Client, run_ids: list[str], timeout: float) -> 
         runs = [api.get(f"/api/v1/runs/{r}").json() for r in run_ids]
         return runs if all(r["status"] in ("succeeded", "failed", "cancelled") for r in runs) else None
     return wait_for(done, timeout, f"{len(run_ids)} runs to end", interval=1)
+
+
+def worker_of(stack: Stack, run_id: str) -> str:
+    """The `host:pid` of the process executing a run, from the database."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(stack.env["DATABASE_URL"])
+    with engine.connect() as c:
+        worker = c.execute(text("SELECT worker FROM runs WHERE id = :id"), {"id": run_id}).scalar_one()
+    engine.dispose()
+    return worker

@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import FINISH, Stack, fault_figures, record_fault, start_redis, wait_for, wait_terminal
+from tests.helpers import FINISH, fault_figures, record_fault, start_redis, wait_for, wait_terminal, worker_of
 
 
 pytestmark = pytest.mark.faults
@@ -50,7 +50,7 @@ def test_sigkill_pool_child_mid_run_is_redelivered_and_finished(stack, api, page
     takes the run's lock once the dead one's lease lapses, resumes it, and the run must *finish*."""
     run = api.post("/api/v1/runs", json={"task": "t", "start_url": pages.url + "/slow?ms=3000", **FINISH}).json()
     running = _wait_running(api, run["id"])
-    child_pid = int(_worker_of(stack, run["id"]).rsplit(":", 1)[1])
+    child_pid = int(worker_of(stack, run["id"]).rsplit(":", 1)[1])
     assert child_pid != stack.worker.pid
     killed_at = time.time()
     os.kill(child_pid, signal.SIGKILL)
@@ -66,16 +66,6 @@ def test_sigkill_pool_child_mid_run_is_redelivered_and_finished(stack, api, page
     assert figures["events_duplicated"] == figures["events_out_of_order"] == figures["runs_left_running"] == 0, figures
     record_fault(f"pool_child_sigkill_{attempt}", outcome="redelivered, resumed, succeeded", attempts=done["attempts"],
                  seconds_to_finish=finished_s, **figures)
-
-
-def _worker_of(stack: Stack, run_id: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(stack.env["DATABASE_URL"])
-    with engine.connect() as c:
-        worker = c.execute(text("SELECT worker FROM runs WHERE id = :id"), {"id": run_id}).scalar_one()
-    engine.dispose()
-    return worker
 
 
 def _sse_types(api: httpx.Client, run_id: str) -> list[dict]:

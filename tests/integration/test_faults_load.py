@@ -219,3 +219,90 @@ def test_postgres_restart_under_load_every_run_finishes(base_env, private_postgr
                          runs_left_running=left, steps_lost=0, **figures)
     finally:
         stack.stop()
+
+
+def _running_one(stack: Stack, run_ids: list[str]) -> tuple[str, str]:
+    """(run id, worker) of the run that started last among those running, once three of `run_ids` succeeded
+    (read from the database in one query, so the run has most of its one-second wait still ahead)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(stack.env["DATABASE_URL"])
+
+    ours = ", ".join(f"'{r}'" for r in run_ids)  # hex ids
+
+    def pick() -> tuple[str, str] | None:
+        with engine.connect() as c:
+            done = c.execute(text(f"SELECT count(*) FROM runs WHERE status = 'succeeded' AND id IN ({ours})")).scalar_one()
+            row = c.execute(text(f"SELECT id, worker FROM runs WHERE status = 'running' AND id IN ({ours}) "
+                                 "ORDER BY started_at DESC")).first()
+        return (row[0], row[1]) if done >= 3 and row is not None else None
+    try:
+        return wait_for(pick, 120, "a running run after the first ones finished", interval=0.05)
+    finally:
+        engine.dispose()
+
+
+def _load_figures(api: httpx.Client, run_ids: list[str], followers: Followers, t0: float) -> tuple[list[dict], dict]:
+    runs = wait_all_terminal(api, run_ids, timeout=400)
+    finished_s = round(time.time() - t0, 2)
+    followers.join()
+    left = api.get("/api/v1/runs", params={"status": "running"}).json()["total"]
+    return runs, {"runs": len(run_ids), "seconds_to_all_finished": finished_s, "runs_left_running": left,
+                  **followers.figures(api)}
+
+
+def test_pool_child_sigkill_under_load_every_run_finishes(stack, api: httpx.Client, pages) -> None:  # noqa: ANN001
+    run_ids = submit_load(api, LOAD, {"task": "load", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH})
+    followers = Followers(stack.base_url, stack.token, run_ids, timeout=400)
+    victim, worker = _running_one(stack, run_ids)
+    killed_at = time.time()
+    os.kill(int(worker.rsplit(":", 1)[1]), 9)
+    runs, figures = _load_figures(api, run_ids, followers, killed_at)
+    assert [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs]
+    assert next(r for r in runs if r["id"] == victim)["attempts"] == 2
+    assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
+    assert _steps_lost(api, runs, 2) == 0
+    record_fault("pool_child_sigkill_under_load", outcome=f"the killed child's run resumed (attempts 2); all {LOAD} succeeded",
+                 steps_lost=0, **figures)
+
+
+def test_chromium_sigkill_under_load_every_run_finishes(stack, api: httpx.Client, pages) -> None:  # noqa: ANN001
+    from tests.integration.test_faults import _descendants, _name
+
+    run_ids = submit_load(api, LOAD, {"task": "load", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH})
+    followers = Followers(stack.base_url, stack.token, run_ids, timeout=400)
+    _running_one(stack, run_ids)
+    chromium = [p for p in _descendants(stack.worker.pid) if _name(p).startswith(("chromium", "chrome"))]
+    killed_at = time.time()
+    for pid in chromium:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    runs, figures = _load_figures(api, run_ids, followers, killed_at)
+    assert chromium and [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs]
+    assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
+    assert _steps_lost(api, runs, 2) == 0
+    record_fault("chromium_sigkill_under_load", outcome=f"every Chromium of the worker killed; relaunched; all {LOAD} succeeded",
+                 processes_killed=len(chromium), steps_lost=0, **figures)
+
+
+def test_whole_worker_sigkill_under_load_loses_no_queued_run(stack, api: httpx.Client, pages) -> None:  # noqa: ANN001
+    run_ids = submit_load(api, LOAD, {"task": "load", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH})
+    followers = Followers(stack.base_url, stack.token, run_ids, timeout=400)
+    _running_one(stack, run_ids)
+    killed_at = time.time()
+    stack.kill_worker()
+    try:
+        time.sleep(2)
+    finally:
+        stack.start_worker()
+    runs, figures = _load_figures(api, run_ids, followers, killed_at)
+    lost = [r for r in runs if r["status"] != "succeeded"]
+    # The runs in flight when the whole worker died end `worker lost` (nothing resumes them before the
+    # reaper does); every queued run is executed by the restarted worker.
+    assert lost and all((r["status"], r["reason"]) == ("failed", "worker lost") for r in lost), lost
+    assert len(lost) <= 2  # at most the worker's two slots were in flight
+    assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
+    record_fault("worker_sigkill_under_load", outcome=f"{len(lost)} in-flight runs failed 'worker lost'; the other "
+                 f"{LOAD - len(lost)} succeeded on the restarted worker", runs_failed_worker_lost=len(lost), **figures)

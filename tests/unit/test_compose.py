@@ -233,9 +233,9 @@ def test_worker_consumes_the_queue_the_gateway_publishes_to() -> None:
 def test_worker_concurrency_is_one_run_per_two_cores_unless_set(monkeypatch) -> None:  # noqa: ANN001
     from sparkpilot.settings import WorkerSettings, run_slots
 
-    monkeypatch.setattr("os.cpu_count", lambda: 20)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(20)))  # the cores this process may use
     assert run_slots(WorkerSettings(concurrency=0)) == 10
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0})
     assert run_slots(WorkerSettings(concurrency=0)) == 1
     assert run_slots(WorkerSettings(concurrency=3)) == 3
 

@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=900.0, help="seconds allowed per run (default 900)")
     p.add_argument("--json", type=Path, help="write the results here (default benchmark-results/platform-matrix-*.json)")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop this configuration's processes on the way out
     sizes = [int(x) for x in args.runs.split(",")]
     dbs = args.dbs.split(",")
     if "postgresql" in dbs and (why := postgres_answers(args.postgres_url)):

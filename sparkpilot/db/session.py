@@ -17,7 +17,10 @@ def get_engine(url: str | None = None) -> Engine:
     """The engine for `url` (default: settings.database_url)."""
     url = url or get_settings().database_url
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many connections as the gateway has request threads (40): a busy gateway waits on SQLite's
+        # write lock, never on the pool.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
+                               max_overflow=30)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001

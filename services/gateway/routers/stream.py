@@ -8,25 +8,26 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import redis
 from fastapi import APIRouter, Header, WebSocket, WebSocketDisconnect
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from services.gateway.event_hub import RESYNC, get_hub
 from services.gateway.deps import CurrentUser, DB, EventId, MAX_INT, Settings, Unauthorized, authenticate, bearer_token
 from sparkpilot import runs, training
 from sparkpilot.db.models import JOB_TERMINAL, TERMINAL_STATUSES, Run, TrainingJob
 from sparkpilot.db.session import session_scope
 from sparkpilot.errors import NotFound
 from sparkpilot.events import channel, job_channel, list_events, list_job_events, parse, parse_job
-from sparkpilot.redis_client import get_async_redis
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
-# Between pub/sub messages the stream re-reads the database this often, which
-# also covers a Redis outage: events are stored before they are published.
+# Events are stored before they are published, so the database is the truth a stream falls back on:
+# every DB_POLL_S while the gateway's pub/sub is down, and every SAFETY_POLL_S while it is up (an
+# event whose publish failed on the worker's side still arrives).
 DB_POLL_S = 1.0
+SAFETY_POLL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,18 +62,10 @@ def job_stream(job_id: str) -> Stream:
 async def follow_events(stream: Stream, after: int) -> AsyncIterator[Any]:
     """Every event with id > after, once and in order, until the terminal one."""
     last = after
-    client = get_async_redis()
-    pubsub = None
+    hub = get_hub()
     loop = asyncio.get_running_loop()
-    try:
+    with hub.listen(stream.channel) as queue:  # listen first, then read the backlog: nothing falls between
         while True:
-            if pubsub is None:
-                try:
-                    pubsub = client.pubsub()
-                    await pubsub.subscribe(stream.channel)
-                except (redis.RedisError, OSError):
-                    pubsub = None
-            # Read the backlog after subscribing, so nothing published in between is missed.
             events, finished = await run_in_threadpool(stream.load, last)
             for ev in events:
                 yield ev
@@ -81,19 +74,15 @@ async def follow_events(stream: Stream, after: int) -> AsyncIterator[Any]:
                     return
             if finished and not events:
                 return
-            deadline = loop.time() + DB_POLL_S
+            deadline = loop.time() + (SAFETY_POLL_S if hub.connected else DB_POLL_S)
             while (remaining := deadline - loop.time()) > 0:
-                if pubsub is None:
-                    await asyncio.sleep(remaining)
-                    break
                 try:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=remaining)
-                except (redis.RedisError, OSError):
-                    pubsub = None
+                    raw = await asyncio.wait_for(queue.get(), remaining)
+                except asyncio.TimeoutError:
                     break
-                if msg is None:
-                    continue
-                ev = stream.parse(msg["data"])
+                if raw is RESYNC:
+                    break  # the hub lost or regained Redis: read the database
+                ev = stream.parse(raw)
                 if ev.id <= last:
                     continue
                 if ev.id != last + 1:
@@ -102,13 +91,6 @@ async def follow_events(stream: Stream, after: int) -> AsyncIterator[Any]:
                 last = ev.id
                 if ev.terminal:
                     return
-    finally:
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()
-            except (redis.RedisError, OSError):
-                pass
-        await client.aclose()
 
 
 async def _sse(stream: Stream, start: int, ping_s: float) -> EventSourceResponse:

@@ -164,9 +164,13 @@ def claim_run(session: Session, run_id: str, worker: str, max_attempts: int) -> 
         else RunStatus.running
     if run.status is RunStatus.queued:
         if not _transition(session, run_id, {RunStatus.queued}, status=working, started_at=run.started_at or now,
-                           heartbeat_at=now, worker=worker, attempts=1):
+                           heartbeat_at=now, worker=worker, attempts=Run.attempts + 1):
             return Claim(None)
         session.refresh(run)
+        if run.attempts > 1:  # handed back to the queue by the reaper after its worker was lost
+            ev = add_event(session, run_id, "run.message",
+                           {"text": f"{WORKER_LOST}; resumed by {worker}", "attempt": run.attempts})
+            return Claim(run, resumed=True, events=[ev])
         ev = add_event(session, run_id, "run.started", {"worker": worker, "attempt": 1, "status": working.value})
         return Claim(run, events=[ev])
     if run.status not in HELD_STATUSES or run.heartbeat_at is None:
@@ -190,17 +194,27 @@ def heartbeat(session: Session, run_id: str) -> bool:
     return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
 
-def reap_stale_runs(session: Session, stale_after_s: float) -> list[EventPublic]:
-    """End held runs whose worker stopped heart-beating: cancelled if asked, else failed 'worker lost'."""
+def reap_stale_runs(session: Session, stale_after_s: float, max_attempts: int = 1) -> tuple[list[EventPublic], list[str]]:
+    """Held runs whose worker stopped heart-beating: cancelled if asked; a running one with attempts left
+    goes back to `queued` (its id returned: the caller sends it to the queue again, where any worker
+    resumes it); the rest fail 'worker lost'. Returns (events, ids to send)."""
     cutoff = utcnow() - timedelta(seconds=stale_after_s)
     stale = session.scalars(
         select(Run).where(Run.status.in_(HELD_STATUSES), Run.heartbeat_at < cutoff)
     ).all()
     events: list[EventPublic] = []
+    requeued: list[str] = []
     for run in stale:
         still_stale = Run.heartbeat_at < cutoff
         if run.cancel_requested:
             events += finish_run(session, run.id, RunStatus.cancelled, CANCELLED_BY_USER, None, still_stale)
+        elif run.status is RunStatus.running and run.attempts < max_attempts:
+            # Its message is gone with the worker (or waits behind the whole queue): hand it back.
+            queued = set_status(session, run.id, {RunStatus.running}, RunStatus.queued, still_stale,
+                                event={"reason": f"{WORKER_LOST}; queued again", "attempt": run.attempts},
+                                worker=None, heartbeat_at=None)
+            events += queued
+            requeued += [run.id] if queued else []
         else:
             events += finish_run(session, run.id, RunStatus.failed, WORKER_LOST, None, still_stale)
-    return events
+    return events, requeued

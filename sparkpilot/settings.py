@@ -43,6 +43,8 @@ class CommonSettings(BaseSettings):
     inference_retries: int = 3
     # A model server that refuses connections is restarting: a step waits this long for it before the run fails.
     inference_restart_wait_s: float = 120.0
+    # Times a run is tried (its first attempt included) before a lost worker fails it for good.
+    max_attempts: int = 3
     # Largest run file: an upload (gateway) or a download the browser keeps (worker).
     run_file_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     # What the served model reads and answers (text/bids/JSON, or screenshot/coordinates/Fara), by model name.
@@ -156,7 +158,6 @@ class WorkerSettings(CommonSettings):
     navigation_timeout_s: float = 30.0
     lease_ttl_s: float = 10.0
     heartbeat_s: float = 2.0
-    max_attempts: int = 3
     # Runs one worker process executes at once; 0 = one per two CPU cores, at least one (see run_slots).
     concurrency: int = Field(default=0, ge=0)
     agent_max_failures: int = 3

@@ -6,6 +6,7 @@ import logging
 import threading
 
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from agent.chromium import CHROMIUM_ARGS
 from sparkpilot.settings import WorkerSettings
@@ -45,6 +46,16 @@ class BrowserPool:
         ctx.set_default_navigation_timeout(self.settings.navigation_timeout_s * 1000)
         ctx.set_default_timeout(self.settings.navigation_timeout_s * 1000)
         return ctx
+
+    def discard(self) -> None:
+        """Forget a browser found dead (its process killed before Playwright noticed); the next context relaunches."""
+        with self._lock:
+            if self._browser is not None:
+                try:
+                    self._browser.close()
+                except PlaywrightError:
+                    pass
+                self._browser = None
 
     def close(self) -> None:
         """Close Chromium and Playwright."""

@@ -90,11 +90,21 @@ class WorkerHooks(Hooks):
 
     def open(self) -> Page:
         """A fresh context and page for this run, every request of it checked by the network policy."""
-        self.context = self.pool.new_context()
-        self.context.route("**/*", self._route)
-        self.context.on("page", lambda page: page.on("download", self._on_download))  # the run's page and popups
-        self.page = self.context.new_page()
-        return self.page
+        for attempt in range(2):
+            try:
+                self.context = self.pool.new_context()
+                self.context.route("**/*", self._route)
+                self.context.on("page", lambda page: page.on("download", self._on_download))  # the page and popups
+                self.page = self.context.new_page()
+                return self.page
+            except PlaywrightError as exc:
+                if attempt:
+                    raise
+                # Chromium died between runs and Playwright has not noticed yet: launch a new one.
+                log.warning("run %s: the browser was gone (%s); relaunching", self.run_id, str(exc).splitlines()[0])
+                self.pool.discard()
+                BROWSER_RESTARTS.inc(get_redis(), "browser")
+        raise AssertionError("unreachable")
 
     def _on_download(self, download: Any) -> None:
         self.downloads.append(download)

@@ -21,7 +21,7 @@ from sparkpilot.settings import WorkerSettings
 from tests.helpers import (Followers, ModelServer, Stack, fault_figures, free_port, record_fault, scripted_env,
                            start_redis, submit_load, wait_all_terminal, wait_for, wait_terminal)
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 LOAD = 50
 WAIT_THEN_FINISH = {"policy": "replay", "actions": [{"name": "wait", "seconds": 1}, {"name": "finish", "answer": "ok"}]}
 
@@ -258,7 +258,7 @@ def test_pool_child_sigkill_under_load_every_run_finishes(stack, api: httpx.Clie
     killed_at = time.time()
     os.kill(int(worker.rsplit(":", 1)[1]), 9)
     runs, figures = _load_figures(api, run_ids, followers, killed_at)
-    assert [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs]
+    assert [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs if r["status"] != "succeeded"]
     assert next(r for r in runs if r["id"] == victim)["attempts"] == 2
     assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
     assert _steps_lost(api, runs, 2) == 0
@@ -280,14 +280,14 @@ def test_chromium_sigkill_under_load_every_run_finishes(stack, api: httpx.Client
         except ProcessLookupError:
             pass
     runs, figures = _load_figures(api, run_ids, followers, killed_at)
-    assert chromium and [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs]
+    assert chromium and [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs if r["status"] != "succeeded"]
     assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
     assert _steps_lost(api, runs, 2) == 0
     record_fault("chromium_sigkill_under_load", outcome=f"every Chromium of the worker killed; relaunched; all {LOAD} succeeded",
                  processes_killed=len(chromium), steps_lost=0, **figures)
 
 
-def test_whole_worker_sigkill_under_load_loses_no_queued_run(stack, api: httpx.Client, pages) -> None:  # noqa: ANN001
+def test_whole_worker_sigkill_under_load_every_run_finishes(stack, api: httpx.Client, pages) -> None:  # noqa: ANN001
     run_ids = submit_load(api, LOAD, {"task": "load", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH})
     followers = Followers(stack.base_url, stack.token, run_ids, timeout=400)
     _running_one(stack, run_ids)
@@ -298,11 +298,12 @@ def test_whole_worker_sigkill_under_load_loses_no_queued_run(stack, api: httpx.C
     finally:
         stack.start_worker()
     runs, figures = _load_figures(api, run_ids, followers, killed_at)
-    lost = [r for r in runs if r["status"] != "succeeded"]
-    # The runs in flight when the whole worker died end `worker lost` (nothing resumes them before the
-    # reaper does); every queued run is executed by the restarted worker.
-    assert lost and all((r["status"], r["reason"]) == ("failed", "worker lost") for r in lost), lost
-    assert len(lost) <= 2  # at most the worker's two slots were in flight
+    # The runs in flight when the whole worker died are handed back to the queue by the reaper once their
+    # heartbeat is stale, and resumed; every queued run is executed by the restarted worker.
+    assert [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs if r["status"] != "succeeded"]
+    resumed = sum(r["attempts"] == 2 for r in runs)
+    assert 1 <= resumed <= 2  # the worker's two slots
     assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
-    record_fault("worker_sigkill_under_load", outcome=f"{len(lost)} in-flight runs failed 'worker lost'; the other "
-                 f"{LOAD - len(lost)} succeeded on the restarted worker", runs_failed_worker_lost=len(lost), **figures)
+    assert _steps_lost(api, runs, 2) == 0
+    record_fault("worker_sigkill_under_load", outcome=f"{resumed} in-flight runs queued again and resumed; all {LOAD} "
+                 "succeeded on the restarted worker", runs_resumed=resumed, steps_lost=0, **figures)

@@ -93,15 +93,32 @@ def test_reaper_fails_stale_runs_and_cancels_flagged_ones(db, admin) -> None:
     db.execute(update(Run).where(Run.id.in_([stale.id, flagged.id])).values(heartbeat_at=old))
     db.execute(update(Run).where(Run.id == flagged.id).values(cancel_requested=True))
     db.commit()
-    events = runs.reap_stale_runs(db, stale_after_s=20)
+    events, requeued = runs.reap_stale_runs(db, stale_after_s=20)  # max_attempts 1: no attempt left
     db.commit()
-    assert sorted(e.type for e in events) == ["run.cancelled", "run.failed"]
+    assert sorted(e.type for e in events) == ["run.cancelled", "run.failed"] and requeued == []
     by_id = {r.id: r for r in db.scalars(select(Run)).all()}
     for r in by_id.values():
         db.refresh(r)
     assert by_id[fresh.id].status is RunStatus.running
     assert (by_id[stale.id].status, by_id[stale.id].reason) == (RunStatus.failed, runs.WORKER_LOST)
     assert by_id[flagged.id].status is RunStatus.cancelled
+
+
+def test_reaper_hands_a_lost_run_with_attempts_left_back_to_the_queue(db, admin) -> None:
+    run, _ = _new_run(db, admin)
+    runs.claim_run(db, run.id, "w1", 3)
+    db.execute(update(Run).where(Run.id == run.id).values(heartbeat_at=utcnow() - timedelta(seconds=60)))
+    db.commit()
+    events, requeued = runs.reap_stale_runs(db, stale_after_s=20, max_attempts=3)
+    db.commit()
+    assert requeued == [run.id] and [e.type for e in events] == ["run.status"]
+    assert events[0].payload == {"status": "queued", "reason": "worker lost; queued again", "attempt": 1}
+    db.refresh(run)
+    assert (run.status, run.worker, run.heartbeat_at) == (RunStatus.queued, None, None)
+    claim = runs.claim_run(db, run.id, "w2", 3)  # the next delivery resumes it
+    db.commit()
+    assert claim.resumed and claim.run.attempts == 2 and claim.run.status is RunStatus.running
+    assert [e.type for e in claim.events] == ["run.message"] and "resumed by w2" in claim.events[0].payload["text"]
 
 
 def test_users_see_only_their_own_runs(db, admin) -> None:

@@ -30,6 +30,15 @@ def _client(stack: Stack) -> httpx.Client:
     return httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30)
 
 
+def _start_load(stack: Stack, api: httpx.Client, pages) -> tuple[list[str], Followers]:  # noqa: ANN001
+    """LOAD runs submitted at once, each followed live, once three of the first ten have finished."""
+    run_ids = submit_load(api, LOAD, {"task": "load", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH})
+    followers = Followers(stack.base_url, stack.token, run_ids, timeout=400)
+    wait_for(lambda: sum(api.get(f"/api/v1/runs/{r}").json()["status"] == "succeeded" for r in run_ids[:10]) >= 3,
+             120, "the first runs to finish")
+    return run_ids, followers
+
+
 def _steps_lost(api: httpx.Client, runs: list[dict], expected: int) -> int:
     """Steps missing from the runs that succeeded, against the `expected` steps each must have recorded."""
     return sum(expected - len(api.get(f"/api/v1/runs/{r['id']}/steps").json()) for r in runs if r["status"] == "succeeded")
@@ -41,11 +50,7 @@ def test_redis_restart_under_load_loses_no_run_and_no_event(private_redis_stack,
     stream resumes from its Last-Event-ID without a gap or a repeat."""
     stack, state = private_redis_stack
     with _client(stack) as api:
-        body = {"task": "load", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH}
-        run_ids = submit_load(api, LOAD, body)
-        followers = Followers(stack.base_url, stack.token, run_ids, timeout=400)
-        wait_for(lambda: sum(api.get(f"/api/v1/runs/{r}").json()["status"] == "succeeded" for r in run_ids[:10]) >= 3,
-                 120, "the first runs to finish")
+        run_ids, followers = _start_load(stack, api, pages)
         state["redis"].kill()
         state["redis"].wait(10)
         killed_at = time.time()
@@ -140,7 +145,7 @@ def test_a_full_workspace_fails_runs_with_a_reason_and_recovers_when_freed(full_
             except OSError:
                 pass
         filled_at = time.time()
-        run_ids = submit_load(api, 10, body)
+        run_ids = submit_load(api, LOAD, body)
         followers = Followers(stack.base_url, stack.token, run_ids, timeout=300)
         runs = wait_all_terminal(api, run_ids, timeout=300)
         failed_s = round(time.time() - filled_at, 2)
@@ -197,11 +202,7 @@ def test_postgres_restart_under_load_every_run_finishes(base_env, private_postgr
     stack.start_worker()
     try:
         with _client(stack) as api:
-            body = {"task": "pg", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH}
-            run_ids = submit_load(api, LOAD, body)
-            followers = Followers(stack.base_url, stack.token, run_ids, timeout=400)
-            wait_for(lambda: sum(api.get(f"/api/v1/runs/{r}").json()["status"] == "succeeded" for r in run_ids[:10]) >= 3,
-                     120, "the first runs to finish")
+            run_ids, followers = _start_load(stack, api, pages)
             restarted_at = time.time()
             subprocess.run([*ctl, "-m", "fast", "restart"], check=True, capture_output=True)
             down_s = round(time.time() - restarted_at, 2)

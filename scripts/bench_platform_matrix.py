@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -190,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
                     cfg.start()
                     for n in sizes:
                         r = run_one(cfg, n, args.timeout, Path(tmp) / f"result-{n}.json")
+                        if r["succeeded"] < n:  # keep the services' logs of a configuration that lost runs
+                            kept = ROOT / "benchmark-results" / "platform-matrix-logs" / f"{db}-{workers}w-{n}"
+                            shutil.copytree(Path(tmp) / "logs", kept, dirs_exist_ok=True)
+                            console.print(f"[red]{n - r['succeeded']} runs did not succeed; logs kept in {kept}[/red]")
                         rows.append({"db": db, "workers": workers, "runs": n, "succeeded": r["succeeded"],
                                      "runs_per_minute": r["runs_per_minute"], "queue_to_start_ms": r["queue_to_start_ms"],
                                      "event_latency_ms": r["event_latency_ms"], "outcomes": r["outcomes"],

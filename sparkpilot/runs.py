@@ -153,6 +153,9 @@ class Claim:
         return self.run is not None
 
 
+REQUEUED = f"{WORKER_LOST}; queued again"
+
+
 def claim_run(session: Session, run_id: str, worker: str, max_attempts: int) -> Claim:
     """Take a queued run, or resume a running one whose previous worker died (caller holds the run lock)."""
     run = session.get(Run, run_id)
@@ -163,11 +166,13 @@ def claim_run(session: Session, run_id: str, worker: str, max_attempts: int) -> 
     working = RunStatus.planning if run.mode == "team" and (run.plan or {}).get("status") != "approved" \
         else RunStatus.running
     if run.status is RunStatus.queued:
+        requeued = run.reason == REQUEUED  # handed back to the queue by the reaper after its worker was lost
         if not _transition(session, run_id, {RunStatus.queued}, status=working, started_at=run.started_at or now,
-                           heartbeat_at=now, worker=worker, attempts=Run.attempts + 1):
+                           heartbeat_at=now, worker=worker, reason=None,
+                           attempts=Run.attempts + 1 if requeued else 1):
             return Claim(None)
         session.refresh(run)
-        if run.attempts > 1:  # handed back to the queue by the reaper after its worker was lost
+        if requeued:
             ev = add_event(session, run_id, "run.message",
                            {"text": f"{WORKER_LOST}; resumed by {worker}", "attempt": run.attempts})
             return Claim(run, resumed=True, events=[ev])
@@ -211,8 +216,8 @@ def reap_stale_runs(session: Session, stale_after_s: float, max_attempts: int = 
         elif run.status is RunStatus.running and run.attempts < max_attempts:
             # Its message is gone with the worker (or waits behind the whole queue): hand it back.
             queued = set_status(session, run.id, {RunStatus.running}, RunStatus.queued, still_stale,
-                                event={"reason": f"{WORKER_LOST}; queued again", "attempt": run.attempts},
-                                worker=None, heartbeat_at=None)
+                                event={"reason": REQUEUED, "attempt": run.attempts},
+                                worker=None, heartbeat_at=None, reason=REQUEUED)
             events += queued
             requeued += [run.id] if queued else []
         else:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,12 @@ from tests.helpers import (Followers, ModelServer, Stack, fault_figures, free_po
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 LOAD = 50
 WAIT_THEN_FINISH = {"policy": "replay", "actions": [{"name": "wait", "seconds": 1}, {"name": "finish", "answer": "ok"}]}
+
+
+def _own_queue() -> dict[str, str]:
+    """A queue and key prefix of its own, so the session's shared worker (another database) takes none of its runs."""
+    tag = uuid.uuid4().hex[:8]
+    return {"SPARKPILOT_QUEUE_NAME": f"test-faults-{tag}", "SPARKPILOT_KEY_PREFIX": f"sptest-faults-{tag}"}
 
 
 def _client(stack: Stack) -> httpx.Client:
@@ -119,7 +126,7 @@ def full_workspace(base_env, tmp_path, pages):  # noqa: ANN001, ANN201
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode != 0:
         pytest.fail("this test mounts a small tmpfs as the workspace and needs root to (CI and this machine run as root)")
     env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}", SPARKPILOT_WORKSPACE_DIR=str(mnt),
-               SPARKPILOT_TRAJECTORIES_DIR=str(mnt / "trajectories"))
+               SPARKPILOT_TRAJECTORIES_DIR=str(mnt / "trajectories"), **_own_queue())
     upgrade(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=tmp_path)
     try:
@@ -196,7 +203,7 @@ def private_postgres():  # noqa: ANN201
 def test_postgres_restart_under_load_every_run_finishes(base_env, private_postgres, tmp_path, pages) -> None:  # noqa: ANN001
     url, ctl = private_postgres
     upgrade(url)
-    env = dict(base_env, DATABASE_URL=url, SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"))
+    env = dict(base_env, DATABASE_URL=url, SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"), **_own_queue())
     stack = Stack(env=env, logdir=tmp_path)
     stack.start_gateway()
     stack.start_worker()

@@ -126,12 +126,12 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
     failures = 0
     relaunched = False
     judged = hooks.env_judges_end()
+    shoot = cfg.screenshot and reads_screenshot(cfg.profile)  # else it is taken while the model thinks
     for index in range(start_index, start_index + cfg.max_steps):
         if hooks.should_cancel():
             return Outcome("cancelled", "cancelled by user")
         t0 = time.perf_counter()
         hooks.step_started(index)
-        shoot = cfg.screenshot and reads_screenshot(cfg.profile)  # else it is taken while the model thinks
         try:
             obs = observe(page, screenshot=shoot, salt=cfg.salt, root=cfg.root)
         except PlaywrightError as exc:

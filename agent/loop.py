@@ -17,6 +17,7 @@ from agent.action_space import ThoughtMode, build_action_space
 from agent.actions import ActionResult, execute
 from agent.approval_policy import ApprovalPolicy, Judgement
 from agent.dialects import Turn, dialect_for
+from agent.human import perform, settle
 from agent.observe import Observation, observe
 from agent.parse import ParseError
 from agent.policies import Decision, Policy
@@ -110,6 +111,27 @@ class Hooks:
         """A fresh page after a browser crash (raise to give up)."""
         raise RuntimeError("no relaunch available")
 
+    def live(self) -> bool:
+        """True while someone watches the page live: the loop then calls `pump` while it waits on the model."""
+        return False
+
+    def pump(self) -> None:
+        """Let the host's live view run on Playwright's thread for a moment."""
+
+    def acting(self, index: int, action: dict[str, Any], point: tuple[float, float] | None, label: str) -> None:
+        """The loop is about to perform `action` (at `point`, when it has one)."""
+
+    def human_control(self) -> bool:
+        """True while a person has taken the browser from the agent."""
+        return False
+
+    def human_action(self) -> Any:
+        """The person's next action (see sparkpilot/control.py), or None when there is none yet."""
+        return None
+
+    def control_changed(self, by: str) -> None:
+        """The browser passed to `by` ('human' or 'agent')."""
+
 
 def run_agent(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, start_index: int = 0) -> Outcome:
     """Drive `page` towards `goal` until finish, max_steps, too many failures, a guard stop or cancel."""
@@ -127,9 +149,17 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
     relaunched = False
     judged = hooks.env_judges_end()
     shoot = cfg.screenshot and reads_screenshot(cfg.profile)  # else it is taken while the model thinks
-    for index in range(start_index, start_index + cfg.max_steps):
+    index = start_index - 1
+    for _ in range(cfg.max_steps):  # a person's steps do not count against the agent's budget
+        index += 1
         if hooks.should_cancel():
             return Outcome("cancelled", "cancelled by user")
+        if hooks.human_control():
+            index, env = human_turn(page, hooks, cfg, index, goal, dialect, policy, turns, judged)
+            if env is not None:
+                return env
+            if hooks.should_cancel():
+                return Outcome("cancelled", "cancelled by user")
         t0 = time.perf_counter()
         hooks.step_started(index)
         try:
@@ -156,7 +186,7 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
         t2 = time.perf_counter()
         try:
             decision, model_ms = _decide(policy, prompt.messages, space if prompt.structured else None,
-                                         page if cfg.screenshot and not shoot else None, obs)
+                                         page if cfg.screenshot and not shoot else None, obs, hooks)
         except InferenceUnavailable as exc:
             return Outcome("failed", f"model server unreachable: {exc.message}")
         except SparkpilotError as exc:
@@ -188,6 +218,8 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
                 if result.output is not None:
                     action["result"] = result.output[:MAX_RESULT_CHARS]
             else:
+                if hooks.live():
+                    hooks.acting(index, action, _point(action, obs), describe_action(action, obs))
                 result = execute(page, action["name"], action["args"], cfg.action_timeout_ms)
             error = result.error
             blocked = hooks.network_notes()
@@ -237,24 +269,29 @@ _POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _decide(policy: Policy, messages: list[dict[str, Any]], space: Any, page: Page | None,
-            obs: Observation) -> tuple[Decision, float]:
+            obs: Observation, hooks: Hooks) -> tuple[Decision, float]:
     """The policy's decision and its own latency (ms); with `page`, the screenshot is taken meanwhile.
 
     Playwright's sync API is bound to this thread, so the model's request goes to a helper thread
-    (the policies are thread-safe) while this one captures the screenshot, which only the record reads.
+    (the policies are thread-safe) while this one captures the screenshot, which only the record reads,
+    and, while someone watches live, keeps the screencast's frames flowing.
     """
     global _POOL
-    if page is None:
+    live = hooks.live()
+    if page is None and not live:
         return _timed(policy.decide, messages, space)
     if _POOL is None or _POOL[0] != os.getpid():  # a pool made before a fork has no threads in the child
         _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="decide"))
     future = _POOL[1].submit(_timed, policy.decide, messages, space)
-    t0 = time.perf_counter()
-    try:
-        obs.screenshot = page.screenshot(type="png")
-    except PlaywrightError as exc:  # the next observe finds the crash and relaunches; this step has no picture
-        log.warning("screenshot failed: %s", _first_line(exc))
-    obs.timings_ms["screenshot"] = _ms(time.perf_counter() - t0)
+    if page is not None:
+        t0 = time.perf_counter()
+        try:
+            obs.screenshot = page.screenshot(type="png")
+        except PlaywrightError as exc:  # the next observe finds the crash and relaunches; this step has no picture
+            log.warning("screenshot failed: %s", _first_line(exc))
+        obs.timings_ms["screenshot"] = _ms(time.perf_counter() - t0)
+    while live and not future.done():
+        hooks.pump()
     return future.result()
 
 
@@ -278,6 +315,50 @@ def _mask_password(action: dict[str, Any], obs: Observation) -> None:
     """What the agent types into a password field is never logged by this process (see sparkpilot/logs.py)."""
     if action["name"] == "fill" and (obs.element(str(action["args"].get("bid"))) or {}).get("type") == "password":
         add_secret(str(action["args"].get("text", "")))
+
+
+def _point(action: dict[str, Any], obs: Observation) -> tuple[float, float] | None:
+    """Where on the page an action lands: its element's centre, or its own coordinates."""
+    args = action.get("args", {})
+    if "x" in args and "y" in args:
+        return float(args["x"]), float(args["y"])
+    el = obs.element(str(args["bid"])) if "bid" in args else None
+    return (float(el["x"]), float(el["y"])) if el and "x" in el else None
+
+
+def human_turn(page: Page, hooks: Hooks, cfg: LoopConfig, index: int, goal: str, dialect: Any, policy: Policy,
+               turns: list[Turn], judged: bool) -> tuple[int, Outcome | None]:
+    """A person has the browser: do and record their actions until they hand it back (the next index, an env verdict)."""
+    hooks.control_changed("human")
+    while hooks.human_control() and not hooks.should_cancel():
+        act = hooks.human_action()
+        if act is None:
+            hooks.pump()
+            continue
+        t0 = time.perf_counter()
+        hooks.step_started(index)
+        obs = observe(page, screenshot=cfg.screenshot, salt=cfg.salt, root=cfg.root)
+        space = build_action_space(obs, env_judges_end=judged, thought=cfg.thought,
+                                   coordinates=cfg.profile.actions == "coordinates", tools=cfg.tools)
+        try:  # what the agent would have been shown: the person's step is a demonstration
+            messages = dialect.prompt(index, goal, obs, space, turns, None, policy).record
+        except (PromptTooLong, InferenceUnavailable):
+            messages = []
+        t1 = time.perf_counter()
+        action, error, point = perform(page, act)
+        hooks.acting(index, action, point, "person: " + describe_action(action, obs))
+        settle(page)
+        timings = {"observe": _ms(t1 - t0), "act": _ms(time.perf_counter() - t1), "step": _ms(time.perf_counter() - t0)}
+        hooks.record(StepRecord(index, obs, messages, None, action, error, timings))
+        line = "a person did: " + describe_action(action, obs) + (f"  -> error: {error}" if error else "")
+        turns.append(Turn(index, obs.url, line, None, error))
+        index += 1
+        env = hooks.env_outcome()
+        if env is not None:
+            return index, env
+    if not hooks.should_cancel():
+        hooks.control_changed("agent")
+    return index, None
 
 
 def _first_line(exc: PlaywrightError) -> str:

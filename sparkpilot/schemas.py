@@ -17,6 +17,7 @@ EventType = Literal[
     "step.completed",
     "run.message",
     "run.status",  # a team run's other transitions: planning, awaiting_approval, running, awaiting_input, queued
+    "run.control",  # a person took the browser ({"by": "human"}) or handed it back ({"by": "agent"})
     "plan.proposed",
     "plan.decided",
     "plan.revised",
@@ -140,9 +141,12 @@ class StepPublic(BaseModel):
     action: dict[str, Any]
     observation: dict[str, Any]
     timings_ms: dict[str, Any]
-    error: str | None
+    error: str | None  # the guard's, the browser's or the approval's feedback, as the model read it
     has_screenshot: bool
     created_at: datetime
+    actor: Literal["agent", "human"] = "agent"  # human: a person's act while they had control
+    raw_output: str | None = None  # the model's answer as it wrote it (its thought included); None for a person
+    model: str | None = None
 
 
 JobEventType = Literal["job.queued", "job.started", "job.phase", "job.progress", "job.phase_done", "job.succeeded",
@@ -440,3 +444,129 @@ class TrainJobPayload(BaseModel):
     """The Celery payload of sparkpilot.trainer.run_job."""
 
     job_id: str = Field(min_length=1, max_length=32)
+
+
+# ---------------------------------------------------------------- dashboard: saved benchmarks and system status
+
+
+class BenchTaskRow(BaseModel):
+    """One task's figures in a saved benchmark result."""
+
+    task: str
+    episodes: int
+    successes: int
+    success_rate: float
+    ci95: tuple[float, float]  # Wilson 95% interval of the success rate
+    mean_steps: float | None = None
+
+
+class BenchHistogram(BaseModel):
+    """Counts in bins: counts[i] falls in [edges[i], edges[i+1])."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class BenchRound(BaseModel):
+    """One round of a saved `sparkpilot learn` result (round 0: the baseline)."""
+
+    round: int
+    model: str | None
+    promoted: bool | None = None
+    gate: str | None = None
+    episodes: int
+    successes: int
+    success_rate: float
+    ci95: tuple[float, float]
+
+
+class BenchmarkResult(BaseModel):
+    """A saved result file in the benchmark folder; `error` instead of figures when it cannot be read."""
+
+    name: str  # the file name, e.g. miniwob-20250101T120000Z.json
+    suite: str | None = None  # miniwob | learning
+    created_at: datetime | None = None  # when the result was made (the file's time when it does not say)
+    model: str | None = None  # the model or adapter version (name@vN) it measured; learning: the last one served
+    policy: str | None = None  # miniwob: model | replay (replay measures the harness only, not a score)
+    episodes: int | None = None
+    successes: int | None = None
+    success_rate: float | None = None
+    success_ci95: tuple[float, float] | None = None
+    tasks: list[BenchTaskRow] = []
+    harness_p50_ms: float | None = None
+    harness_p95_ms: float | None = None
+    harness_histogram_ms: BenchHistogram | None = None  # absent in results saved before it was recorded
+    rounds: list[BenchRound] = []  # learning results only
+    error: str | None = None
+
+
+class BenchmarkList(BaseModel):
+    """GET /api/v1/benchmarks: the saved results, newest first."""
+
+    directory: str
+    results: list[BenchmarkResult]
+
+
+class ServiceHealth(BaseModel):
+    """One service as GET /api/v1/system sees it."""
+
+    name: str
+    status: Literal["ok", "down", "not configured", "unknown"]
+    detail: str  # the health check's own words ('ok', 'down: no worker heartbeat', …)
+    instances: int | None = None  # live processes with a heartbeat (workers, trainers)
+
+
+class QueueDepths(BaseModel):
+    """Work waiting and in progress."""
+
+    runs_waiting: int | None  # messages on the run queue (None: Redis is down)
+    training_waiting: int | None  # messages on the training queue
+    runs_queued: int | None  # runs in status queued (database)
+    runs_active: int | None  # runs a worker holds (planning, running, awaiting approval or input)
+    training_queued: int | None
+    training_running: int | None
+
+
+class ModelServerStats(BaseModel):
+    """Throughput of the model server, read from its /metrics (vLLM)."""
+
+    reachable: bool
+    detail: str | None = None
+    generation_tokens_total: float | None = None
+    prompt_tokens_total: float | None = None
+    generation_tokens_per_s: float | None = None  # rate since the gateway's previous reading (None on the first)
+    window_s: float | None = None  # the span that rate covers
+    decode_tokens_per_s: float | None = None  # per request while decoding: 1 / mean time per output token
+    requests_running: float | None = None
+    requests_waiting: float | None = None
+    kv_cache_usage: float | None = None  # 0..1
+
+
+class MemoryStats(BaseModel):
+    """Host memory (/proc/meminfo) and the gateway process's resident set."""
+
+    host_total_bytes: int | None
+    host_available_bytes: int | None
+    gateway_rss_bytes: int | None
+
+
+class RecentError(BaseModel):
+    """A failed run or training job."""
+
+    kind: Literal["run", "training"]
+    id: str
+    title: str  # the run's task or the job's adapter name
+    reason: str | None
+    at: datetime | None
+
+
+class SystemStatus(BaseModel):
+    """GET /api/v1/system: everything the dashboard's System page shows."""
+
+    status: Literal["ok", "degraded"]
+    services: list[ServiceHealth]
+    queues: QueueDepths
+    model_server: ModelServerStats
+    memory: MemoryStats
+    recent_errors: list[RecentError]
+    checked_at: datetime

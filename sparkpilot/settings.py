@@ -115,6 +115,8 @@ class GatewaySettings(CommonSettings):
     # Requests per token and per client IP on /api and /mcp (e.g. "600/minute", "10/second"; empty: no limit).
     rate_limit_per_token: str = "600/minute"
     rate_limit_per_ip: str = "1200/minute"
+    # Saved benchmark results (miniwob-*.json, learning-*.json from scripts/benchmark.sh) the dashboard lists.
+    benchmark_dir: Path = ROOT / "benchmark-results"
 
     @field_validator("rate_limit_per_token", "rate_limit_per_ip")
     @classmethod
@@ -175,6 +177,8 @@ class WorkerSettings(CommonSettings):
     # A question to the person (UserProxy) unanswered this long: the run goes on with "no answer", or fails.
     input_timeout_s: float = Field(default=600.0, gt=0)
     input_timeout_action: Literal["continue", "fail"] = "continue"
+    # A person who took control of a run's browser and does nothing for this long hands it back to the agent.
+    human_control_timeout_s: float = Field(default=600.0, gt=0)
     # How often a waiting worker looks for the person's answer.
     wait_poll_s: float = Field(default=0.5, gt=0)
     # POSTed JSON when a run starts waiting for a person (plan, action approval, question); empty = none.

@@ -41,6 +41,7 @@ class TrajectoryStep(BaseModel):
     model: str | None = None  # the model or adapter version that answered at this step
     env: dict[str, Any] = {}
     reward: float | None = None  # the environment's verdict on the run (None: no environment)
+    actor: str = "agent"  # "human": a person's step (taken control), a demonstration for the trainer
     step: int
     messages: list[dict[str, Any]]
     target: dict[str, Any]
@@ -57,6 +58,7 @@ def run_records(session: Session, run: Run) -> list[TrajectoryStep]:
     return [
         TrajectoryStep(run_id=run.id, task=run.task, policy=str(run.policy.get("type", "model")),
                        model=s.model or run.model, env=run.env or {}, reward=run.reward, step=s.index,
+                       actor=s.action.get("actor", "agent"),
                        messages=s.prompt.get("messages", []), target=s.action, raw_output=s.raw_output,
                        observation=s.observation, timings_ms=s.timings_ms,
                        outcome=StepOutcome(error=s.error, **outcome))

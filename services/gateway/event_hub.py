@@ -58,7 +58,7 @@ class EventHub:
 
     async def _run(self) -> None:
         prefix = get_settings().key_prefix
-        patterns = (f"{prefix}:run:*:events", f"{prefix}:job:*:events")
+        patterns = (f"{prefix}:run:*:events", f"{prefix}:job:*:events", f"{prefix}:run:*:frames")
         failures = 0
         while True:
             client = get_async_redis()

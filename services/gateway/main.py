@@ -19,7 +19,8 @@ from services.gateway.http_metrics import HttpMetrics
 from services.gateway.mcp_server import build_mcp, http_app, http_token
 from services.gateway.ratelimit import RateLimit
 from services.gateway.reaper import reaper_loop
-from services.gateway.routers import admin, agents, collections, health, models, runs, stream, team, training
+from services.gateway.routers import admin, agents, collections, control, health, models, runs, stream, team, training
+from services.gateway.routers import benchmarks, system
 from agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
@@ -115,12 +116,15 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(team.router)
+    app.include_router(control.router)
     app.include_router(agents.router)
     app.include_router(admin.router)
     app.include_router(collections.router)
     app.include_router(stream.router)
     app.include_router(models.router)
     app.include_router(training.router)
+    app.include_router(benchmarks.router)
+    app.include_router(system.router)
     # MCP clients (editors, assistants) reach the same tools at /mcp with the same bearer tokens.
     app.state.mcp = build_mcp(http_token)
     app.add_route("/mcp", http_app(app.state.mcp), include_in_schema=False)

@@ -63,8 +63,10 @@ def _elements(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def completion_for(record: TrajectoryStep) -> tuple[str, int] | None:
     """(the answer to train on, the target's position), or None for a step that is no training example."""
     name, args = record.target.get("name"), dict(record.target.get("args") or {})
-    if not name or record.outcome.error:
+    if not name or record.outcome.error or not record.messages:
         return None
+    if record.actor == "human" and name.endswith("_xy"):
+        return None  # a person's click or typing that hit no listed element: not in the text action space
     if any(isinstance(m.get("content"), list) for m in record.messages):
         return None  # screenshot prompts (a vision dialect) are not trained here yet
     elements = _elements(record.messages)
@@ -124,6 +126,8 @@ def prepare(records: Iterable[TrajectoryStep], val_fraction: float, repeat: int,
             counts["duplicates"] += 1
             continue
         seen.add(key)
+        if record.actor == "human":
+            counts["human_demonstrations"] += 1
         env = record.env or {}
         examples.append(Example(record.messages, completion, record.target["name"], position, record.run_id,
                                 str(env.get("task") or record.task), env.get("seed")))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import redis
 from playwright.sync_api import BrowserContext, Page
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -19,9 +20,11 @@ from agent.approval_policy import Judgement
 from agent.background import OrderedWriter
 from agent.loop import Hooks, Outcome, StepRecord
 from agent.observe import Observation
+from services.worker.live import LiveView
 from services.worker.browser import BrowserPool
 from services.worker.netpolicy import network_policy
 from sparkpilot import audit
+from sparkpilot.control import set_control
 from sparkpilot.db.models import Step
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import add_event, publish
@@ -87,6 +90,8 @@ class WorkerHooks(Hooks):
         self.writer = OrderedWriter(f"recorder-{run_id}")
         self.blocked: list[str] = []  # requests the network policy refused since the model last heard of them
         self.downloads: list[Any] = []  # Playwright downloads started since the last action
+        self.live_view = LiveView(run_id, get_redis())
+        self.human_since: float | None = None  # when a person took control
 
     def open(self) -> Page:
         """A fresh context and page for this run, every request of it checked by the network policy."""
@@ -96,6 +101,7 @@ class WorkerHooks(Hooks):
                 self.context.route("**/*", self._route)
                 self.context.on("page", lambda page: page.on("download", self._on_download))  # the page and popups
                 self.page = self.context.new_page()
+                self.live_view.attach(self.page)
                 return self.page
             except PlaywrightError as exc:
                 if attempt:
@@ -162,6 +168,11 @@ class WorkerHooks(Hooks):
         except Exception as exc:  # noqa: BLE001 - the run's end is written by the caller either way
             log.warning("run %s: a step was not persisted (%s)", self.run_id, exc)
         self.writer.close()
+        self.live_view.close()
+        try:
+            set_control(get_redis(), self.run_id, "agent")  # a person's control ends with the run
+        except redis.RedisError as exc:
+            log.warning("run %s: could not clear its control keys (%s)", self.run_id, exc)
         self._close_context()
 
     def _close_context(self) -> None:
@@ -212,6 +223,47 @@ class WorkerHooks(Hooks):
     def should_cancel(self) -> bool:
         """The cancel flag as the heartbeat thread last read it (every SPARKPILOT_HEARTBEAT_S)."""
         return self.heart.cancel_requested.is_set()
+
+    def live(self) -> bool:
+        """True while a dashboard shows this run's live view."""
+        return self.live_view.live()
+
+    def pump(self) -> None:
+        """Deliver screencast frames for a moment."""
+        self.live_view.pump()
+
+    def acting(self, index: int, action: dict[str, Any], point: tuple[float, float] | None, label: str) -> None:
+        """Highlight the coming action on the live view."""
+        self.live_view.highlight(index, action, point, label)
+
+    def human_control(self) -> bool:
+        """True while a person has control; after SPARKPILOT_HUMAN_CONTROL_TIMEOUT_S idle, it returns to the agent."""
+        if not self.live_view.human.is_set():
+            return False
+        now = time.monotonic()
+        if self.human_since is None:
+            self.human_since = now
+        elif now - self.human_since > self.settings.human_control_timeout_s:
+            set_control(get_redis(), self.run_id, "agent")
+            self.live_view.human.clear()
+            self.message(f"no action from the person for {self.settings.human_control_timeout_s:g} s: "
+                         "the agent takes the browser back")
+            return False
+        return True
+
+    def human_action(self) -> Any:
+        """The person's next queued action (each one restarts the idle timeout)."""
+        act = self.live_view.next_action()
+        if act is not None:
+            self.human_since = time.monotonic()
+        return act
+
+    def control_changed(self, by: str) -> None:
+        """Event run.control: who has the browser now."""
+        if by == "agent":
+            self.human_since = None
+        text = "a person has taken control of the browser" if by == "human" else "the agent has the browser again"
+        self.writer.submit(lambda: commit_events(emit, self.run_id, "run.control", {"by": by, "text": text}))
 
     def record(self, step: StepRecord) -> None:
         """Queue the step's screenshot file, Step row and step.completed event (written in order, then published)."""

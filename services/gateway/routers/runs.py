@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
@@ -22,6 +23,7 @@ from sparkpilot.trajectory import TrajectoryStep, run_records
 from sparkpilot.urls import check_start_url
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses NUL in text: a 422 here, not a database error
 
 
 @router.post("", status_code=201, response_model=RunPublic)
@@ -59,11 +61,22 @@ def list_runs(
     db: DB,
     user: CurrentUser,
     status: RunStatus | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=500, pattern=NO_NUL,
+                                   description="text in the task (any case)")] = None,
+    agent: Annotated[str | None, Query(min_length=1, max_length=100, pattern=NO_NUL,
+                                       description="the agent's id or name")] = None,
+    mode: Literal["direct", "team"] | None = None,
+    model: Annotated[str | None, Query(min_length=1, max_length=200, pattern=NO_NUL,
+                                       description="a model as runs record it, or an adapter name (any version)")] = None,
+    created_after: Annotated[datetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
+    created_before: Annotated[datetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> dict:
-    """The caller's runs, newest first."""
-    items, total = runs.list_runs(db, user, status, limit, offset)
+    """The caller's runs, newest first, narrowed by every filter given; 422 for a bad value."""
+    filters = runs.RunFilter(q=q, agent=agent, mode=mode, model=model, created_after=created_after,
+                             created_before=created_before)
+    items, total = runs.list_runs(db, user, status, limit, offset, filters)
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -86,6 +99,7 @@ def _to_step(step: Step) -> StepPublic:
     return StepPublic(
         index=step.index, action=step.action, observation=step.observation, timings_ms=step.timings_ms,
         error=step.error, has_screenshot=step.screenshot_path is not None, created_at=step.created_at,
+        actor=step.action.get("actor", "agent"), raw_output=step.raw_output, model=step.model,
     )
 
 

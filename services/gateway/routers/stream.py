@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, Header, WebSocket, WebSocketDisconnect
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from services.gateway.event_hub import RESYNC, get_hub
 from services.gateway.deps import CurrentUser, DB, EventId, MAX_INT, Settings, Unauthorized, authenticate, bearer_token
 from sparkpilot import runs, training
+from sparkpilot.control import WATCH_TTL_S, frames_channel, watch_key
+from sparkpilot.redis_client import get_async_redis
 from sparkpilot.db.models import JOB_TERMINAL, TERMINAL_STATUSES, Run, TrainingJob
 from sparkpilot.db.session import session_scope
 from sparkpilot.errors import NotFound
@@ -133,7 +137,8 @@ def _ws_token(websocket: WebSocket) -> str | None:
     return token or bearer_token(websocket.headers.get("authorization"))
 
 
-async def _ws(websocket: WebSocket, authorize: Callable[[str | None], None], stream: Stream, done: str) -> None:
+async def _ws(websocket: WebSocket, authorize: Callable[[str | None], None], stream: Stream, done: str,
+              frames_of: str | None = None) -> None:
     offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
     await websocket.accept(subprotocol=WS_PROTOCOL if WS_PROTOCOL in offered else None)
     if "token" in websocket.query_params:  # URLs land in access logs and browser history: never a token there
@@ -155,22 +160,73 @@ async def _ws(websocket: WebSocket, authorize: Callable[[str | None], None], str
     except NotFound as exc:
         await websocket.close(code=4404, reason=exc.message)
         return
+    lock = asyncio.Lock()  # events and frames share the socket
+
+    async def send(text: str) -> None:
+        async with lock:
+            await websocket.send_text(text)
+
+    live = asyncio.create_task(_live_frames(frames_of, send)) if frames_of else None
     try:
         async for ev in follow_events(stream, after):
-            await websocket.send_text(ev.model_dump_json())
+            await send(ev.model_dump_json())
         await websocket.close(code=1000, reason=done)
     except WebSocketDisconnect:
         return
+    finally:
+        if live is not None:
+            live.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await live
+
+
+async def _live_frames(run_id: str, send: Callable[[str], Awaitable[None]]) -> None:
+    """Forward the run's live frames while the socket is open, keeping the worker casting (the watch key).
+
+    A slow viewer gets the newest frame, not a backlog: frames already superseded in the queue are skipped.
+    """
+    client = get_async_redis()
+
+    async def keep_watching() -> None:
+        while True:
+            with contextlib.suppress(redis.RedisError, OSError):
+                await client.set(watch_key(run_id), "1", ex=WATCH_TTL_S)
+            await asyncio.sleep(WATCH_TTL_S / 3)
+
+    watcher = asyncio.create_task(keep_watching())
+    try:
+        with get_hub().listen(frames_channel(run_id)) as queue:
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                texts = [m.decode() if isinstance(m, bytes) else m for m in batch if m is not RESYNC]
+                frames = [i for i, t in enumerate(texts) if t.startswith('{"kind":"frame"')]
+                for i, text in enumerate(texts):
+                    if i in frames and i != frames[-1]:
+                        continue
+                    await send(text)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        with contextlib.suppress(redis.RedisError, OSError):
+            await client.aclose()
 
 
 @router.websocket("/runs/{run_id}/ws")
 async def ws_events(websocket: WebSocket, run_id: str) -> None:
-    """WebSocket stream (?after=N; the token as subprotocol `bearer.<token>` or Authorization); closes 4400/4401/4404/4422, or 1000 after the terminal event."""
+    """WebSocket stream (?after=N; the token as subprotocol `bearer.<token>` or Authorization); closes 4400/4401/4404/4422, or 1000 after the terminal event.
+
+    With ?frames=1 the socket also carries the live view: {"kind": "frame", "data": <base64 JPEG>, …}
+    screencast frames and {"kind": "action", …} highlights, which have no event id and are never stored.
+    """
     def authorize(token: str | None) -> None:
         with session_scope() as s:
             runs.get_run(s, run_id, authenticate(s, token))
 
-    await _ws(websocket, authorize, run_stream(run_id), "run finished")
+    frames = websocket.query_params.get("frames") in ("1", "true")
+    await _ws(websocket, authorize, run_stream(run_id), "run finished", run_id if frames else None)
 
 
 @router.websocket("/training/jobs/{job_id}/ws")

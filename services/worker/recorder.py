@@ -205,7 +205,8 @@ class WorkerHooks(Hooks):
         return self.env_check is not None
 
     def step_started(self, index: int) -> None:
-        """Event step.started."""
+        """Event step.started (and the live view starts or stops casting, as viewers come and go)."""
+        self.live_view.sync()
         self.writer.submit(lambda: commit_events(emit, self.run_id, "step.started", {"index": index}))
 
     def message(self, text: str) -> None:

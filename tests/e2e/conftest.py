@@ -68,10 +68,11 @@ def chromium() -> Iterator:
         browser.close()
 
 
-def _dash(chromium, stack, width: int, height: int) -> Iterator[Dash]:  # noqa: ANN001
+def open_dash(chromium, base_url: str, token: str, width: int = 1280, height: int = 800) -> Iterator[Dash]:  # noqa: ANN001
+    """A dashboard tab on any stack (generator: the caller yields from it); fails on unexpected console errors."""
     context = chromium.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
-    dash = Dash(page, stack.base_url, stack.token)
+    dash = Dash(page, base_url, token)
     page.on("console", lambda m: dash.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda exc: dash.errors.append(f"page error: {exc}"))
     yield dash
@@ -82,10 +83,10 @@ def _dash(chromium, stack, width: int, height: int) -> Iterator[Dash]:  # noqa: 
 @pytest.fixture
 def dash(chromium, stack) -> Iterator[Dash]:  # noqa: ANN001
     """A fresh 1280×800 dashboard tab; the test fails if the page logs an error it did not allow."""
-    yield from _dash(chromium, stack, 1280, 800)
+    yield from open_dash(chromium, stack.base_url, stack.token, 1280, 800)
 
 
 @pytest.fixture
 def narrow_dash(chromium, stack) -> Iterator[Dash]:  # noqa: ANN001
     """The same at a phone's width (390×844)."""
-    yield from _dash(chromium, stack, 390, 844)
+    yield from open_dash(chromium, stack.base_url, stack.token, 390, 844)

@@ -58,7 +58,7 @@ async function refreshHealth() {
 
 async function signIn(token) {
   state.token = token;
-  if (!token) { localStorage.removeItem("sparkpilot.token"); $("sign-out").hidden = true; route(); return; }
+  if (!token) { localStorage.removeItem("sparkpilot.token"); showSignedIn(false); route(); return; }
   // Check the token before keeping it: a wrong one gets the API's own 401 message.
   const res = await fetch("/api/v1/runs?limit=1", { headers: { Authorization: `Bearer ${token}` } });
   if (res.status === 401) {
@@ -70,16 +70,21 @@ async function signIn(token) {
   }
   localStorage.setItem("sparkpilot.token", token);
   $("token").value = "";
-  $("token").placeholder = "signed in (token hidden)";
-  $("sign-out").hidden = false;
+  showSignedIn(true);
   route();
 }
 
 $("token-form").addEventListener("submit", (e) => { e.preventDefault(); signIn($("token").value.trim()); });
-$("sign-out").addEventListener("click", () => { $("token").placeholder = "API token"; signIn(""); });
+$("sign-out").addEventListener("click", () => { showSignedIn(false); signIn(""); });
 window.addEventListener("hashchange", route);
 window.addEventListener("unhandledrejection", (e) => showError(String(e.reason && e.reason.message || e.reason)));
-if (state.token) { $("token").placeholder = "signed in (token hidden)"; $("sign-out").hidden = false; }
+/** Signed in: only "Sign out" shows (the token never does); signed out: the token field and "Sign in". */
+function showSignedIn(yes) {
+  $("token").hidden = yes;
+  $("save-token").hidden = yes;
+  $("sign-out").hidden = !yes;
+}
+showSignedIn(!!state.token);
 refreshHealth();
 setInterval(refreshHealth, 5000);
 route();

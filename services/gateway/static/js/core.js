@@ -157,3 +157,22 @@ export function every(ms, fn) {
   const t = setInterval(fn, ms);
   return () => clearInterval(t);
 }
+
+/** Send `blob` (a File) as the raw request body, as the streaming upload endpoints expect; errors as api(). */
+export async function apiUpload(method, path, blob) {
+  const res = await fetch(path, { method, headers: { Authorization: `Bearer ${state.token}`,
+    "Content-Type": blob.type || "application/octet-stream" }, body: blob });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const err = (data && data.error) || {};
+    throw new ApiError(res.status, err.message || `${method} ${path} failed: HTTP ${res.status}`, err.code);
+  }
+  return data;
+}
+
+/** Give each body cell of a table() its column name (data-label), so CSS can show rows as cards on a phone. */
+export function labelCells(t) {
+  const heads = [...t.querySelectorAll("thead th")].map((th) => th.textContent);
+  for (const tr of t.querySelectorAll("tbody tr")) [...tr.children].forEach((td, i) => { td.dataset.label = heads[i] || ""; });
+  return t;
+}

@@ -7,9 +7,11 @@ the harness's own overhead; its success rate is not the agent's score and is nev
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +186,23 @@ def _flat(eps: list[Episode], attr: str) -> Iterator[float]:
         yield from getattr(ep, attr)
 
 
+def histogram(values: list[float], bins: int = 20) -> dict[str, list[float]] | None:
+    """Counts of `values` in about `bins` equal bins with round edges (the last bin holds its upper edge)."""
+    if not values:
+        return None
+    lo, hi = min(values), max(values)
+    raw = (hi - lo) / bins or 1.0
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    n = max(1, math.ceil((hi - start) / step - 1e-9))
+    edges = [round(start + i * step, 6) for i in range(n + 1)]
+    counts = [0] * n
+    for v in values:
+        counts[min(n - 1, int((v - start) // step))] += 1
+    return {"edges": edges, "counts": counts}
+
+
 def summarize(results: list[Episode], meta: dict[str, Any], wall_s: float) -> dict[str, Any]:
     """The JSON report: overall and per-task figures."""
     n, wins = len(results), sum(r.success for r in results)
@@ -198,6 +217,7 @@ def summarize(results: list[Episode], meta: dict[str, Any], wall_s: float) -> di
                       "ci95": wilson(k, len(rows)), "mean_steps": round(sum(r.steps for r in rows) / len(rows), 2)})
     return {
         **meta,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "episodes": n,
         "successes": wins,
         "success_rate": round(wins / n, 4) if n else 0.0,
@@ -205,6 +225,7 @@ def summarize(results: list[Episode], meta: dict[str, Any], wall_s: float) -> di
         "mean_steps": round(sum(r.steps for r in results) / n, 2) if n else 0.0,
         "harness_overhead_ms_p50": pct(harness, 50),
         "harness_overhead_ms_p95": pct(harness, 95),
+        "harness_histogram_ms": histogram(harness),
         "harness_parts_ms": {k: {"p50": pct(v, 50), "p95": pct(v, 95)} for k, v in parts.items()},
         "model_latency_ms_p50": pct(model, 50),
         "model_latency_ms_p95": pct(model, 95),

@@ -8,15 +8,16 @@ racing on one run cannot both win, and every terminal run gets a reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from sparkpilot import audit
-from sparkpilot.db.models import HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, Agent, Run, RunStatus, User, utcnow
+from sparkpilot.db.models import (HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, Agent, AgentVersion, Run, RunStatus,
+                                  User, utcnow)
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.events import add_event
 from sparkpilot.schemas import EventPublic, RunCreate
@@ -74,13 +75,57 @@ def get_run(session: Session, run_id: str, user: User | None = None) -> Run:
     return run
 
 
+@dataclass
+class RunFilter:
+    """What GET /api/v1/runs narrows the list by; every field is optional and they all apply together."""
+
+    status: RunStatus | None = None
+    q: str | None = None  # a case-insensitive substring of the task
+    agent: str | None = None  # the agent's id, or a name it has (or had) — matched case-insensitively
+    mode: str | None = None  # direct | team
+    model: str | None = None  # the model as the run recorded it, or an adapter NAME (any of its versions)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def _aware(ts: datetime) -> datetime:
+    """A client's timestamp in UTC (one without an offset is read as UTC); 422 past the calendar's ends."""
+    try:
+        return ts.astimezone(timezone.utc) if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
+    except OverflowError as exc:
+        raise InvalidInput(f"{ts.isoformat()} is outside the representable dates", code="invalid_filter") from exc
+
+
+def _conditions(f: RunFilter) -> list:
+    where: list = []
+    if f.status is not None:
+        where.append(Run.status == f.status)
+    if f.q:
+        where.append(Run.task.icontains(f.q, autoescape=True))
+    if f.agent:
+        named = select(AgentVersion.agent_id).where(func.lower(AgentVersion.name) == f.agent.lower())
+        where.append(or_(Run.agent_id == f.agent, Run.agent_id.in_(named)))
+    if f.mode:
+        where.append(Run.mode == f.mode)
+    if f.model:
+        where.append(or_(Run.model == f.model, Run.model.startswith(f"{f.model}@v", autoescape=True)))
+    if f.created_after is not None:
+        where.append(Run.created_at >= _aware(f.created_after))
+    if f.created_before is not None:
+        where.append(Run.created_at <= _aware(f.created_before))
+    return where
+
+
 def list_runs(
-    session: Session, user: User, status: RunStatus | None, limit: int, offset: int
+    session: Session, user: User, status: RunStatus | None, limit: int, offset: int, filters: RunFilter | None = None,
 ) -> tuple[list[Run], int]:
-    """A page of the user's runs, newest first, and the total count."""
-    where = [Run.user_id == user.id]
+    """A page of the user's runs matching `status` and `filters`, newest first, and the total count."""
+    f = filters or RunFilter()
     if status is not None:
-        where.append(Run.status == status)
+        f = replace(f, status=status)
+    if f.created_after and f.created_before and _aware(f.created_after) > _aware(f.created_before):
+        raise InvalidInput("created_after is later than created_before", code="invalid_filter")
+    where = [Run.user_id == user.id, *_conditions(f)]
     total = session.scalar(select(func.count()).select_from(Run).where(*where)) or 0
     rows = session.scalars(
         select(Run).where(*where).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)

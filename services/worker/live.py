@@ -8,7 +8,6 @@ key alive), so unwatched runs pay nothing but a poller thread's two Redis reads 
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time

@@ -89,3 +89,17 @@ def test_the_sdft_teacher_sees_the_demonstration_and_the_student_prompt_is_untou
     parts = teacher_messages(image, "click(1, 2)")[-1]["content"]
     assert parts[0] == image[0]["content"][0] and parts[-1]["type"] == "text" and "click(1, 2)" in parts[-1]["text"]
     assert len(image[0]["content"]) == 1
+
+
+def test_a_persons_steps_are_demonstrations_when_they_fit_the_action_space() -> None:
+    human = record("h", {"name": "click", "args": {"bid": "57"}, "actor": "human", "point": [200, 230]})
+    human.actor = "human"
+    assert completion_for(human) == ('{"action":"click","target":"Submit","bid":"57"}', 0)
+    missed = record("h", {"name": "click_xy", "args": {"x": 5, "y": 5}, "actor": "human"})
+    missed.actor = "human"
+    assert completion_for(missed) is None  # a click on no listed element: not in the text action space
+    unprompted = record("h", CLICK)
+    unprompted.messages = []
+    assert completion_for(unprompted) is None  # the prompt could not be built: nothing to learn from
+    out = prepare([human, record("a", CLICK, goal="Other")], 0.0, 1, 0)
+    assert out.stats["human_demonstrations"] == 1 and out.stats["records"] == 2

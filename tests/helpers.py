@@ -387,3 +387,17 @@ def worker_of(stack: Stack, run_id: str) -> str:
         worker = c.execute(text("SELECT worker FROM runs WHERE id = :id"), {"id": run_id}).scalar_one()
     engine.dispose()
     return worker
+
+
+def submit_solved_click_button(api: httpx.Client, base_url: str, goals: dict[int, str]) -> list[str]:
+    """Replay runs that click the button each click-button goal names (seed → goal): rewarded episodes to train on."""
+    ids = []
+    for seed, goal in goals.items():
+        wanted = goal.split('"')[1] if '"' in goal else goal.split()[-1].rstrip(".")
+        body = {"task": "miniwob click-button", "start_url": f"{base_url}/benchmarks/miniwob/click-button.html",
+                "max_steps": 3, "policy": "replay", "actions": [{"name": "click", "target": wanted}],
+                "env": {"type": "miniwob", "task": "click-button", "seed": seed}}
+        resp = api.post("/api/v1/runs", json=body)
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json()["id"])
+    return ids

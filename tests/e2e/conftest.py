@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from agent.chromium import CHROMIUM_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"  # test artifacts; the README's pictures are copied from here
@@ -59,18 +58,9 @@ class Dash:
         return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator:
-    """One headless Chromium per test module."""
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def open_dash(chromium, base_url: str, token: str, width: int = 1280, height: int = 800) -> Iterator[Dash]:  # noqa: ANN001
+def open_dash(browser, base_url: str, token: str, width: int = 1280, height: int = 800) -> Iterator[Dash]:  # noqa: ANN001
     """A dashboard tab on any stack (generator: the caller yields from it); fails on unexpected console errors."""
-    context = chromium.new_context(viewport={"width": width, "height": height})
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     dash = Dash(page, base_url, token)
     page.on("console", lambda m: dash.errors.append(m.text) if m.type == "error" else None)
@@ -81,12 +71,12 @@ def open_dash(chromium, base_url: str, token: str, width: int = 1280, height: in
 
 
 @pytest.fixture
-def dash(chromium, stack) -> Iterator[Dash]:  # noqa: ANN001
+def dash(browser, stack) -> Iterator[Dash]:  # noqa: ANN001
     """A fresh 1280×800 dashboard tab; the test fails if the page logs an error it did not allow."""
-    yield from open_dash(chromium, stack.base_url, stack.token, 1280, 800)
+    yield from open_dash(browser, stack.base_url, stack.token, 1280, 800)
 
 
 @pytest.fixture
-def narrow_dash(chromium, stack) -> Iterator[Dash]:  # noqa: ANN001
+def narrow_dash(browser, stack) -> Iterator[Dash]:  # noqa: ANN001
     """The same at a phone's width (390×844)."""
-    yield from open_dash(chromium, stack.base_url, stack.token, 390, 844)
+    yield from open_dash(browser, stack.base_url, stack.token, 390, 844)

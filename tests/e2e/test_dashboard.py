@@ -156,7 +156,7 @@ def team_stack(base_env: dict[str, str]) -> Iterator[tuple[Stack, ScriptedModel]
             stack.stop()
 
 
-def test_a_team_plan_is_edited_approved_and_watched_to_the_end(chromium, team_stack, pages) -> None:  # noqa: ANN001
+def test_a_team_plan_is_edited_approved_and_watched_to_the_end(browser, team_stack, pages) -> None:  # noqa: ANN001
     stack, model = team_stack
     marker = "UITEAM"
     model.routes[marker] = [
@@ -165,7 +165,7 @@ def test_a_team_plan_is_edited_approved_and_watched_to_the_end(chromium, team_st
         json.dumps({"action": {"name": "finish", "answer": "I read the prices: 12, 7, 23, 5"}}),
         json.dumps({"done": True, "feedback": ""}),
         json.dumps({"answer": "The prices are 12, 7, 23 and 5."})]
-    gen = open_dash(chromium, stack.base_url, stack.token)
+    gen = open_dash(browser, stack.base_url, stack.token)
     dash = next(gen)
     try:
         dash.open("#/runs")

@@ -89,10 +89,10 @@ def test_benchmarks_page_at_phone_width(narrow_dash) -> None:  # noqa: ANN001
     narrow_dash.shot("benchmarks-narrow")
 
 
-def test_benchmarks_page_empty_state_tells_how_to_produce_results(chromium, stack: Stack, tmp_path: Path) -> None:  # noqa: ANN001
+def test_benchmarks_page_empty_state_tells_how_to_produce_results(browser, stack: Stack, tmp_path: Path) -> None:  # noqa: ANN001
     gw = bench_gateway(stack, tmp_path / "none", tmp_path)
     try:
-        page = chromium.new_page(viewport={"width": 1280, "height": 800})
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(gw.base_url + "/#/benchmarks")

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from agent.miniwob import MiniwobEpisode, MiniwobServer
-from tests.helpers import ROOT, wait_terminal
+from tests.helpers import ROOT, submit_solved_click_button, wait_terminal
 
 TASK = "click-button"
 
@@ -37,9 +37,9 @@ def ui_adapters(base_env, vllm) -> dict[str, Path]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def solved(api: httpx.Client, stack, chromium) -> list[dict]:  # noqa: ANN001
+def solved(api: httpx.Client, stack, browser) -> list[dict]:  # noqa: ANN001
     """Rewarded click-button episodes that the jobs here train on: a replay clicks the button each goal names."""
-    context = chromium.new_context()  # the module's browser: a second sync Playwright cannot run beside it
+    context = browser.new_context()  # the module's browser: a second sync Playwright cannot run beside it
     page = context.new_page()
     goals = {}
     with MiniwobServer() as server:
@@ -47,15 +47,7 @@ def solved(api: httpx.Client, stack, chromium) -> list[dict]:  # noqa: ANN001
             page.goto(server.task_url(TASK))
             goals[seed] = MiniwobEpisode(page).start(TASK, seed, server.url)
     context.close()
-    ids = []
-    for seed, goal in goals.items():
-        wanted = goal.split('"')[1] if '"' in goal else goal.split()[-1].rstrip(".")
-        body = {"task": f"miniwob {TASK}", "start_url": f"{stack.base_url}/benchmarks/miniwob/{TASK}.html",
-                "max_steps": 3, "policy": "replay", "actions": [{"name": "click", "target": wanted}],
-                "env": {"type": "miniwob", "task": TASK, "seed": seed}}
-        resp = api.post("/api/v1/runs", json=body)
-        assert resp.status_code == 201, resp.text
-        ids.append(resp.json()["id"])
+    ids = submit_solved_click_button(api, stack.base_url, goals)
     runs = [wait_terminal(api, run_id, timeout=60) for run_id in ids]
     assert all(r["status"] == "succeeded" and r["reward"] > 0 for r in runs), runs
     return runs

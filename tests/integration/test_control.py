@@ -94,9 +94,10 @@ def test_live_frames_arrive_and_highlight_the_persons_click(stack, api, pages) -
     assert len(frames) >= 8, [m.get("kind") or m.get("type") for m in got]
     assert base64.b64decode(frames[-1]["data"])[:2] == b"\xff\xd8"
     assert frames[-1]["w"] == 1280
-    # Frames are live, not replayed: each was composited after the socket opened (the lag itself is measured
-    # in tests/e2e/test_dashboard.py, where the dashboard shows them).
-    assert all(m["ts"] >= got[0]["received"] - 5 for m in frames)
+    # A stream, not a burst: newer frames only, over the whole watch (through agent steps and human control alike).
+    # The lag itself is measured in tests/e2e/test_dashboard.py, where the dashboard shows them.
+    stamps = [m["ts"] for m in frames]
+    assert stamps == sorted(stamps) and stamps[-1] - stamps[0] >= 3, stamps
     highlight = [m for m in got if m.get("kind") == "action" and m.get("actor") == "human"]
     assert highlight and highlight[0]["name"] == "click" and highlight[0]["x"] == 200, highlight
     assert wait_terminal(api, run_id, 90)["status"] == "succeeded"

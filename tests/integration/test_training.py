@@ -23,7 +23,7 @@ from playwright.sync_api import sync_playwright
 
 from agent.miniwob import MiniwobEpisode, MiniwobServer
 from agent.chromium import CHROMIUM_ARGS
-from tests.helpers import BIN, ROOT, Stack, free_port, record_fault, wait_for, wait_terminal, ws_collect
+from tests.helpers import BIN, ROOT, Stack, free_port, record_fault, submit_solved_click_button, wait_for, wait_terminal, ws_collect
 
 TASK = "click-button"
 TRAIN_SEEDS = [0, 1, 2, 3, 4, 5]
@@ -41,15 +41,7 @@ def solved_runs(api: httpx.Client, stack: Stack, seeds: list[int]) -> list[dict]
             page.goto(server.task_url(TASK))
             goals[seed] = MiniwobEpisode(page).start(TASK, seed, server.url)
         browser.close()
-    ids = []
-    for seed in seeds:
-        wanted = goals[seed].split('"')[1] if '"' in goals[seed] else goals[seed].split()[-1].rstrip(".")
-        body = {"task": f"miniwob {TASK}", "start_url": f"{stack.base_url}/benchmarks/miniwob/{TASK}.html",
-                "max_steps": 3, "policy": "replay", "actions": [{"name": "click", "target": wanted}],
-                "env": {"type": "miniwob", "task": TASK, "seed": seed}}
-        resp = api.post("/api/v1/runs", json=body)
-        assert resp.status_code == 201, resp.text
-        ids.append(resp.json()["id"])
+    ids = submit_solved_click_button(api, stack.base_url, {seed: goals[seed] for seed in seeds})
     return [wait_terminal(api, run_id, timeout=60) for run_id in ids]
 
 

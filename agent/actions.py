@@ -14,6 +14,9 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agent.chromium import proxy_failure
+from sparkpilot.urls import navigation_refusal
+
 
 MAX_WAIT_S = 10.0
 
@@ -174,8 +177,12 @@ def _scroll(page: Page, p: ScrollParams, timeout_ms: float) -> ActionResult:
 
 @action("goto", GotoParams, "goto(url): open a URL")
 def _goto(page: Page, p: GotoParams, timeout_ms: float) -> ActionResult:
-    page.goto(p.url, timeout=timeout_ms)
-    return ActionResult()
+    refused = navigation_refusal(p.url)
+    if refused:
+        return ActionResult(error=f"goto refused: {refused}")
+    response = page.goto(p.url, timeout=timeout_ms)
+    failure = proxy_failure(response.headers if response else None)
+    return ActionResult(error=f"goto {p.url[:200]} failed: {failure}" if failure else None)
 
 
 @action("go_back", NoParams, "go_back(): the browser's back button")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agent.guards import url_allowed
+from sparkpilot.urls import url_allowed
 from agent.observe import Observation
 
 Rule = Literal["allow", "ask", "deny"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from agent.observe import Observation
 
@@ -17,21 +16,6 @@ class Verdict:
 
     feedback: str | None = None
     stop: str | None = None
-
-
-def url_allowed(url: str, allowed: list[str]) -> bool:
-    """True if `url`'s host is an allowed domain (or a subdomain), or it starts with an allowed prefix."""
-    if not allowed:
-        return True
-    host = (urlsplit(url).hostname or "").lower()
-    for rule in allowed:
-        rule = rule.lower()
-        if "://" in rule:
-            if url.startswith(rule):
-                return True
-        elif host == rule or host.endswith("." + rule):
-            return True
-    return False
 
 
 def _is_search_box(el: dict) -> bool:

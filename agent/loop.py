@@ -27,6 +27,7 @@ from sparkpilot.errors import SparkpilotError
 from sparkpilot.llm_client import InferenceUnavailable
 from sparkpilot.logs import add_secret
 from sparkpilot.profiles import TEXT_DEFAULT, ModelProfile
+from sparkpilot.urls import host_of, url_allowed
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,8 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
             judgement = judge_tool(cfg.tools, action["name"], action["args"], cfg.approvals) \
                 if action["name"] in TOOL_ACTIONS else cfg.approvals.judge_web(action["name"], action["args"], obs, cfg.allowed)
             error = _approval_error(judgement, action, obs, hooks)
+            if not error and action["name"] == "goto" and not url_allowed(str(action["args"].get("url", "")), cfg.allowed):
+                cfg.allowed.append(host_of(str(action["args"]["url"])))  # approved: the run may now be on that site
         t_approved = time.perf_counter()
         if action and not error and not stop:
             if action["name"] in TOOL_ACTIONS:

@@ -23,6 +23,8 @@ fi
 chromium="${SPARKPILOT_CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || apt_install chromium
 [ -x "$chromium" ] || die "Chromium not found at $chromium"
+# The browser's egress proxy (services/egress): Squid, started by `make up`, never the system's own service.
+command -v squid >/dev/null || [ -x /usr/sbin/squid ] || apt_install squid
 # The Coder agent's sandbox (services/worker/sandbox.py): bubblewrap namespaces.
 command -v bwrap >/dev/null || apt_install bubblewrap
 # The tests cross-check their compose resolver against a real `docker-compose config` (Debian's v1; no engine needed).

@@ -11,7 +11,7 @@ start() {  # name, command...
   if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
     info "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return
   fi
-  if [ "$name" = inference ]; then
+  if [ "$name" = inference ] || [ "$name" = egress ]; then
     nohup "$@" >>"$LOG_DIR/$name.log" 2>&1 &
   else  # our services write JSON lines to logs/NAME.log, rotated; NAME.out keeps what comes before logging starts
     nohup env SPARKPILOT_LOG_FILE="$LOG_DIR/$name.log" "$@" >>"$LOG_DIR/$name.out" 2>&1 &
@@ -22,6 +22,7 @@ start() {  # name, command...
 
 host="$(setting host)"; port="$(setting port)"
 start inference "$PY" -m services.inference.serve
+start egress "$PY" -m services.egress  # Squid: the browser's only way out (workspace/egress/access.log: every request)
 start gateway "$VENV/bin/uvicorn" services.gateway.main:app --host "$host" --port "$port"
 start worker "$VENV/bin/celery" -A services.worker.celery_app worker -n "worker@%h"  # queue, concurrency, log level: settings
 start trainer "$VENV/bin/celery" -A services.trainer.celery_app worker -n "trainer@%h"

@@ -2,7 +2,7 @@
 # Stop what scripts/start.sh (make up) started.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-for name in trainer worker gateway inference redis; do
+for name in trainer worker gateway egress inference redis; do
   f="$RUN_DIR/$name.pid"
   [ -f "$f" ] || continue
   pid="$(cat "$f")"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from sparkpilot.db.models import (HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSE
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.events import add_event
 from sparkpilot.schemas import EventPublic, RunCreate
+from sparkpilot.urls import host_of
 
 WORKER_LOST = "worker lost"
 CANCELLED_BY_USER = "cancelled by user"
@@ -42,8 +42,8 @@ def create_run(
     """Insert a queued run on `model` (started from `agent`, if any) and its run.queued event (caller commits, then enqueues)."""
     allowed = body.allowed_domains
     if allowed is None:  # by default the run stays on its start URL's site
-        host = urlsplit(body.start_url or "").hostname
-        allowed = [host] if host else ([body.start_url.rsplit("/", 1)[0] + "/"] if body.start_url else [])
+        host = host_of(body.start_url or "")
+        allowed = [host] if host else []
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {}),
               **({"temperature": body.temperature} if body.temperature else {}),
               **({"purpose": body.purpose} if body.purpose != "task" else {}),

@@ -56,6 +56,10 @@ class CommonSettings(BaseSettings):
     training_queue: str = "training"
     # MiniWoB++ pages as the worker reaches them (the gateway serves them at /benchmarks).
     miniwob_url: str = "http://127.0.0.1:8000/benchmarks"
+    # Non-public hosts the browser may reach anyway: host names (any port), host:port, or CIDR networks,
+    # comma-separated (SPARKPILOT_MINIWOB_URL's host:port, the gateway, is always allowed). Everything else private,
+    # loopback, link-local or metadata is refused by the egress proxy (after its one DNS lookup) and the worker's route.
+    browser_allow_private: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # MCP servers whose tools agents may call (the gateway checks agents' tool names; the worker calls them).
     mcp_servers: Path = ROOT / "config" / "mcp_servers.json"
     # An API token the command line acts with (`sparkpilot mcp serve`, `bench --through-stack`, `learn`).
@@ -94,6 +98,21 @@ class CommonSettings(BaseSettings):
         """A namespaced Redis key, e.g. key('run', id, 'events')."""
         return ":".join([self.key_prefix, *map(str, parts)])
 
+    @field_validator("browser_allow_private", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        for entry in value or []:
+            if "/" in entry:
+                import ipaddress
+
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{entry!r} is not a network in CIDR notation (e.g. 10.0.0.0/8)") from exc
+        return value
+
 
 class GatewaySettings(CommonSettings):
     """The gateway: API, auth, limits, the lost-run reaper."""
@@ -104,7 +123,6 @@ class GatewaySettings(CommonSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_000_000
-    allowed_url_prefixes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     default_max_steps: int = 30
     max_steps_limit: int = 200
     reaper_interval_s: float = 5.0
@@ -130,13 +148,6 @@ class GatewaySettings(CommonSettings):
                 raise ValueError(f"{value!r} is not a rate such as '600/minute'") from exc
         return value.strip()
 
-    @field_validator("allowed_url_prefixes", mode="before")
-    @classmethod
-    def _split_prefixes(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [p.strip() for p in value.split(",") if p.strip()]
-        return value
-
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "GatewaySettings":
         if self.deployment != "dev" and self.admin_token in ("", TEMPLATE_ADMIN_TOKEN):
@@ -150,10 +161,8 @@ class WorkerSettings(CommonSettings):
     """The worker: browser launch and run leases."""
 
     chromium_path: str = "/usr/bin/chromium"
-    # Non-public hosts the browser may reach anyway: host names (any port), host:port, or CIDR networks,
-    # comma-separated (SPARKPILOT_MINIWOB_URL's host:port, the gateway, is always allowed). Everything else private, loopback, link-local or
-    # metadata is blocked, for navigations and sub-resources alike, after DNS resolution.
-    browser_allow_private: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Every request of the browser goes through the egress proxy (services/egress, Squid); no proxy, no browsing.
+    browser_proxy: str = "http://127.0.0.1:8003"
     headless: bool = True
     viewport_width: int = 1280
     viewport_height: int = 800
@@ -192,20 +201,6 @@ class WorkerSettings(CommonSettings):
     sandbox_wall_s: float = Field(default=30.0, gt=0)
 
 
-    @field_validator("browser_allow_private", mode="before")
-    @classmethod
-    def _split_allow(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [p.strip() for p in value.split(",") if p.strip()]
-        for entry in value or []:
-            if "/" in entry:
-                import ipaddress
-
-                try:
-                    ipaddress.ip_network(entry, strict=False)
-                except ValueError as exc:
-                    raise ValueError(f"{entry!r} is not a network in CIDR notation (e.g. 10.0.0.0/8)") from exc
-        return value
 
 def run_slots(settings: WorkerSettings) -> int:
     """The worker's concurrency: SPARKPILOT_CONCURRENCY, or with 0 one run per two CPU cores (at least one).
@@ -215,6 +210,14 @@ def run_slots(settings: WorkerSettings) -> int:
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2
     return settings.concurrency or max(1, cores // 2)
+
+
+class EgressSettings(CommonSettings):
+    """The browser's egress proxy (`python -m services.egress`, Squid): where it listens."""
+
+    egress_host: str = "127.0.0.1"
+    egress_port: int = 8003
+    squid_path: str = "/usr/sbin/squid"
 
 
 class InferenceSettings(CommonSettings):
@@ -284,6 +287,12 @@ def get_trainer_settings() -> TrainerSettings:
 
 
 @lru_cache
+def get_egress_settings() -> EgressSettings:
+    """Egress proxy settings, read once."""
+    return EgressSettings()
+
+
+@lru_cache
 def get_inference_settings() -> InferenceSettings:
     """Inference server settings, read once."""
     return InferenceSettings()
@@ -291,5 +300,6 @@ def get_inference_settings() -> InferenceSettings:
 
 def clear_settings_cache() -> None:
     """Forget cached settings (tests change the environment)."""
-    for fn in (get_settings, get_gateway_settings, get_worker_settings, get_inference_settings, get_trainer_settings):
+    for fn in (get_settings, get_gateway_settings, get_worker_settings, get_inference_settings, get_trainer_settings,
+               get_egress_settings):
         fn.cache_clear()

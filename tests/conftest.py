@@ -15,7 +15,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import BIN, PAGES, ROOT, ModelServer, Stack, free_port, start_page_server, start_redis, wait_for
+from tests.helpers import (BIN, EGRESS_PORT, ROOT, ModelServer, Stack, free_port, start_page_server, start_redis,
+                           wait_for)
 
 POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -63,7 +64,6 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_QUEUE_NAME": f"test-runs-{tag}",
         "SPARKPILOT_TRAINING_QUEUE": f"test-training-{tag}",
         "SPARKPILOT_KEY_PREFIX": f"sptest-{tag}",
-        "SPARKPILOT_ALLOWED_URL_PREFIXES": f"file://{PAGES}/",
         # Short leases so lost-worker tests finish quickly.
         "SPARKPILOT_LEASE_TTL_S": "3",
         "SPARKPILOT_HEARTBEAT_S": "1",
@@ -74,6 +74,8 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_DOCUMENT_MAX_BYTES": str(1024 * 1024),
         # The test pages are served on 127.0.0.1 (by that name: "localhost" stays blocked for the policy tests).
         "SPARKPILOT_BROWSER_ALLOW_PRIVATE": "127.0.0.1",
+        # The session's egress proxy, allowing the same (started with the first worker: tests/helpers.py).
+        "SPARKPILOT_BROWSER_PROXY": f"http://127.0.0.1:{EGRESS_PORT}",
         # The suite polls hard from one IP; tests/integration/test_ratelimit.py checks the limits themselves.
         "SPARKPILOT_RATE_LIMIT_PER_TOKEN": "100000/minute",
         "SPARKPILOT_RATE_LIMIT_PER_IP": "100000/minute",

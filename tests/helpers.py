@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -35,7 +37,8 @@ def free_port() -> int:
 
 
 class _PageHandler(SimpleHTTPRequestHandler):
-    """Serves tests/pages; /slow?ms=N answers after N ms (to catch a run mid-step); /file?bytes=N is a download."""
+    """Serves tests/pages; /slow?ms=N answers after N ms (to catch a run mid-step); /file?bytes=N is a download;
+    /redirect?to=URL is a 302."""
 
     def __init__(self, *args, **kwargs):  # noqa: ANN002, ANN003
         super().__init__(*args, directory=str(PAGES), **kwargs)
@@ -51,6 +54,12 @@ class _PageHandler(SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+            return
+        if parts.path == "/redirect":  # a 302 to ?to=URL
+            self.send_response(302)
+            self.send_header("Location", parse_qs(parts.query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if parts.path == "/file":  # an attachment of ?bytes=N, named ?name=…
             query = parse_qs(parts.query)
@@ -91,6 +100,68 @@ def start_page_server() -> PageServer:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return PageServer(server)
+
+
+@dataclass
+class Egress:
+    """A running egress proxy (`python -m services.egress`)."""
+
+    proc: subprocess.Popen
+    port: int
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        """The proxy's URL, as SPARKPILOT_BROWSER_PROXY takes it."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        """Stop Squid."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_egress(port: int, allow: str, env: dict[str, str] | None = None) -> Egress:
+    """Start the egress proxy on `port`, allowing `allow` (SPARKPILOT_BROWSER_ALLOW_PRIVATE), and wait until it listens."""
+    # Under /tmp (not pytest's 0700 folders): Squid writes its logs after dropping root.
+    folder = Path(tempfile.mkdtemp(prefix="sparkpilot-egress-"))
+    child_env = {k: v for k, v in (env or os.environ).items() if not k.startswith("SPARKPILOT_")}
+    child_env.update({"SPARKPILOT_ENV_FILE": os.devnull, "SPARKPILOT_EGRESS_PORT": str(port),
+                      "SPARKPILOT_BROWSER_ALLOW_PRIVATE": allow})
+    proc = subprocess.Popen([sys.executable, "-m", "services.egress", str(folder)], cwd=ROOT, env=child_env,
+                            stdout=open(folder / "egress.out", "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the egress proxy exited: {(folder / 'egress.out').read_text()[-2000:]}"
+                               f"{(folder / 'cache.log').read_text()[-2000:] if (folder / 'cache.log').exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return Egress(proc, port, folder)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the egress proxy did not listen on {port}")
+
+
+EGRESS_PORT = free_port()
+_session_egress: list[Egress] = []
+
+
+def ensure_egress(env: dict[str, str]) -> None:
+    """The test session's egress proxy on EGRESS_PORT (allowing the session's SPARKPILOT_BROWSER_ALLOW_PRIVATE),
+    started with the first worker that needs it and stopped when the session ends."""
+    if env.get("SPARKPILOT_BROWSER_PROXY") != f"http://127.0.0.1:{EGRESS_PORT}":
+        return  # a test with a proxy of its own
+    if _session_egress and _session_egress[0].proc.poll() is None:
+        return
+    _session_egress[:] = [start_egress(EGRESS_PORT, env.get("SPARKPILOT_BROWSER_ALLOW_PRIVATE", ""), env)]
+    atexit.register(_session_egress[0].stop)
 
 
 def start_redis(port: int, logdir: Path) -> subprocess.Popen:
@@ -142,6 +213,7 @@ class Stack:
 
     def start_worker(self, concurrency: int = 2) -> None:
         """Start a Celery worker and wait until /health sees it."""
+        ensure_egress(self.env)
         self.worker = self._spawn("worker", [
             str(BIN / "celery"), "-A", "services.worker.celery_app", "worker", "-l", "info",
             "-Q", self.env["SPARKPILOT_QUEUE_NAME"], "-c", str(concurrency), "-n", f"test-{self.port}-{time.time_ns()}@%h",

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from agent.chromium import CHROMIUM_ARGS
+from agent.chromium import CHROMIUM_ARGS, proxy_args
 from sparkpilot.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
+
+
+class EgressUnavailable(RuntimeError):
+    """The egress proxy is not configured or does not answer: the browser is not started without it."""
+
+
+def check_egress(proxy: str) -> None:
+    """Raise EgressUnavailable unless the egress proxy accepts connections."""
+    parts = urlsplit(proxy)
+    if not parts.hostname:
+        raise EgressUnavailable("SPARKPILOT_BROWSER_PROXY is not set: the browser has no egress gate "
+                                "(start one with `python -m services.egress`)")
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 3128), timeout=3):
+            return
+    except OSError as exc:
+        raise EgressUnavailable(f"the egress proxy at {proxy} does not answer ({exc.strerror or exc}); "
+                                "`make up` starts it (logs/egress.log), compose runs it as `egress`") from exc
 
 
 class BrowserPool:
@@ -26,12 +46,14 @@ class BrowserPool:
     def _ensure_browser(self) -> Browser:
         if self._browser is not None and self._browser.is_connected():
             return self._browser
+        check_egress(self.settings.browser_proxy)
         if self._pw is None:
             self._pw = sync_playwright().start()
-        log.info("launching chromium %s", self.settings.chromium_path)
+        log.info("launching chromium %s behind %s", self.settings.chromium_path, self.settings.browser_proxy)
         # Downloads land in the workspace (never the system's temp folder) until the run keeps or refuses them.
         self._browser = self._pw.chromium.launch(
-            executable_path=self.settings.chromium_path, headless=self.settings.headless, args=CHROMIUM_ARGS,
+            executable_path=self.settings.chromium_path, headless=self.settings.headless,
+            args=[*CHROMIUM_ARGS, *proxy_args(self.settings.browser_proxy)],
             downloads_path=str(self.settings.workspace_dir / "downloads"),
         )
         return self._browser

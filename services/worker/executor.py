@@ -160,7 +160,7 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
     except (OSError, ValueError) as exc:
         return RunStatus.failed, f"MCP server config unreadable: {exc}", None, None
     policy = make_policy(run, settings)
-    hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url)
+    hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url, run.allowed_domains)
     try:
         failed = hooks.open_start()
         if failed:
@@ -178,7 +178,7 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
         elif tools is not None:
             goal = tools.goal_with_passages(goal, run.task, settings.document_prompt_chars)
         cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
-                         allowed=run.allowed_domains, screenshot=settings.agent_screenshot, salt=bid_salt(run.id),
+                         allowed=hooks.allowed, screenshot=settings.agent_screenshot, salt=bid_salt(run.id),
                          root=root, thought=settings.agent_thought, approvals=approvals, tools=tools,
                          profile=served_profile(settings) if policy.name == "model" else TEXT_DEFAULT)
         outcome = run_agent(page, policy, goal, hooks, cfg, start_index=done_steps)

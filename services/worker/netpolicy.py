@@ -1,11 +1,12 @@
-"""The browser's network policy: no request (navigation or sub-resource) to a loopback, private,
-link-local, cloud-metadata or otherwise non-public address unless allow-listed.
+"""The browser's network policy inside the worker: no request to a loopback, private, link-local,
+cloud-metadata or otherwise non-public address unless allow-listed (sparkpilot/egress.py).
 
-Checked on every request the run's browser context makes (Playwright routing), after resolving the
-host name, so a name that resolves to 127.0.0.1 is caught like the address itself. Allow-list
-entries (SPARKPILOT_BROWSER_ALLOW_PRIVATE) are host names matched exactly or networks in CIDR
-notation, or host:port; the host and port of SPARKPILOT_MINIWOB_URL (the gateway, which serves the
-benchmark pages) are always allowed.
+The egress proxy (services/egress) is the gate: it sees every connection Chromium makes, redirect
+hops and WebSockets included. This in-browser check (Playwright routing, on the requests Playwright
+can route) refuses the same addresses first, so the model reads a clear reason and the block is
+audited. Allow-list entries (SPARKPILOT_BROWSER_ALLOW_PRIVATE) are host names matched exactly or
+networks in CIDR notation, or host:port; the host and port of SPARKPILOT_MINIWOB_URL (the gateway,
+which serves the benchmark pages) are always allowed.
 """
 
 from __future__ import annotations
@@ -14,26 +15,14 @@ import ipaddress
 import socket
 import threading
 import time
-from urllib.parse import urlsplit
 
+from sparkpilot.egress import Address, allow_list, kind_of
 from sparkpilot.settings import WorkerSettings
+from sparkpilot.urls import parse
 
 CHECKED_SCHEMES = ("http", "https", "ws", "wss", "ftp")
 _POLICIES: dict[tuple[str, ...], "NetworkPolicy"] = {}
 DNS_CACHE_S = 30.0
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def kind_of(addr: Address) -> str | None:
-    """Why an address is not public (None: it is)."""
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    for attr, kind in (("is_loopback", "loopback"), ("is_link_local", "link-local (cloud metadata lives here)"),
-                       ("is_private", "private"), ("is_multicast", "multicast"), ("is_unspecified", "unspecified"),
-                       ("is_reserved", "reserved")):
-        if getattr(addr, attr):
-            return kind
-    return None if addr.is_global else "non-public"
 
 
 class NetworkPolicy:
@@ -65,11 +54,11 @@ class NetworkPolicy:
 
     def check(self, url: str) -> str | None:
         """Why `url` is blocked, or None when the browser may fetch it."""
-        parts = urlsplit(url)
-        if parts.scheme not in CHECKED_SCHEMES or not parts.hostname:
+        parts = parse(url)
+        if parts is None or parts["protocol"] not in CHECKED_SCHEMES or not parts["hostname"]:
             return None
-        host = parts.hostname.lower()
-        port = parts.port or {"https": 443, "wss": 443, "ftp": 21}.get(parts.scheme, 80)
+        host = parts["hostname"].lower().strip("[]")
+        port = int(parts["port"] or {"https": 443, "wss": 443, "ftp": 21}.get(parts["protocol"], 80))
         if host in self.hosts or f"{host}:{port}" in self.hosts:
             return None
         for addr in self._resolve(host):
@@ -85,8 +74,7 @@ class NetworkPolicy:
 
 def network_policy(settings: WorkerSettings) -> NetworkPolicy:
     """The process's policy for these settings (its DNS cache shared by the runs)."""
-    bench = urlsplit(settings.miniwob_url)
-    allow = tuple(settings.browser_allow_private) + ((f"{bench.hostname}:{bench.port or 80}",) if bench.hostname else ())
+    allow = tuple(allow_list(settings))
     if allow not in _POLICIES:
         _POLICIES[allow] = NetworkPolicy(list(allow))
     return _POLICIES[allow]

@@ -21,7 +21,8 @@ from agent.background import OrderedWriter
 from agent.loop import Hooks, Outcome, StepRecord
 from agent.observe import Observation
 from services.worker.live import LiveView
-from services.worker.browser import BrowserPool
+from agent.chromium import proxy_failure
+from services.worker.browser import BrowserPool, EgressUnavailable
 from services.worker.netpolicy import network_policy
 from sparkpilot import audit
 from sparkpilot.control import set_control
@@ -33,6 +34,7 @@ from sparkpilot.redis_client import get_redis
 from sparkpilot.run_files import files_dir
 from sparkpilot.schemas import EventPublic
 from sparkpilot.settings import WorkerSettings
+from sparkpilot.urls import navigation_refusal, url_allowed
 
 log = logging.getLogger(__name__)
 STEP_PHASES = ("observe", "prompt", "model", "parse_guard", "approval", "act", "persist")
@@ -78,9 +80,13 @@ def keep_download(download: Any, folder: Path, max_bytes: int) -> tuple[bool, st
 class WorkerHooks(Hooks):
     """Records each step of a run and owns its browser context."""
 
-    def __init__(self, run_id: str, settings: WorkerSettings, heart: Any, pool: BrowserPool, start_url: str | None) -> None:
+    def __init__(self, run_id: str, settings: WorkerSettings, heart: Any, pool: BrowserPool, start_url: str | None,
+                 allowed: list[str] | None = None) -> None:
         self.run_id, self.settings, self.heart, self.pool = run_id, settings, heart, pool
         self.start_url = start_url
+        # The run's allowed domains, for every top-level navigation (links, scripts, redirects), not just `goto`;
+        # the loop shares this list and adds a host the approval policy let a `goto` reach.
+        self.allowed: list[str] = list(allowed or [])
         self.context: BrowserContext | None = None
         self.page: Page | None = None
         self.env_check: Callable[[], Outcome | None] | None = None
@@ -89,6 +95,7 @@ class WorkerHooks(Hooks):
         # Events and step rows are written on this thread, in order, off the step's critical path.
         self.writer = OrderedWriter(f"recorder-{run_id}")
         self.blocked: list[str] = []  # requests the network policy refused since the model last heard of them
+        self.left_for_error = False  # a top-level navigation was refused since the last guard_pages
         self.downloads: list[Any] = []  # Playwright downloads started since the last action
         self.live_view = LiveView(run_id, get_redis())
         self.human_since: float | None = None  # when a person took control
@@ -99,6 +106,7 @@ class WorkerHooks(Hooks):
             try:
                 self.context = self.pool.new_context()
                 self.context.route("**/*", self._route)
+                self.context.on("request", self._on_request)  # redirect hops, which routing does not see
                 self.context.on("page", lambda page: page.on("download", self._on_download))  # the page and popups
                 self.page = self.context.new_page()
                 self.live_view.attach(self.page)
@@ -115,12 +123,45 @@ class WorkerHooks(Hooks):
     def _on_download(self, download: Any) -> None:
         self.downloads.append(download)
 
+    def refusal(self, request: Any) -> str | None:
+        """Why the browser may not make this request (judged on Chromium's canonical URL), or None."""
+        url, scheme = request.url, request.url.split(":", 1)[0].lower()
+        if request.is_navigation_request():
+            bad = navigation_refusal(url)
+            if bad:
+                return f"blocked: {bad}"
+            if self._top_level(request) and not url_allowed(url, self.allowed):
+                return f"blocked: {url[:200]} is outside this run's allowed domains ({', '.join(self.allowed)})"
+        elif scheme not in ("http", "https", "ws", "wss", "data", "blob"):
+            return f"blocked: only http(s) may be loaded, not {scheme}: ({url[:200]})"
+        return self.policy.check(url)
+
+    @staticmethod
+    def _top_level(request: Any) -> bool:
+        try:
+            return request.frame.parent_frame is None
+        except PlaywrightError:  # a service worker's request has no frame
+            return False
+
     def _route(self, route: Any, request: Any) -> None:
-        reason = self.policy.check(request.url)
+        reason = self.refusal(request)
         if reason is None:
             route.continue_()
             return
         route.abort("blockedbyclient")
+        self._blocked(reason, request)
+
+    def _on_request(self, request: Any) -> None:
+        """A redirect hop: the proxy refuses a non-public address; here the model hears of it and it is audited."""
+        if request.redirected_from is None:
+            return
+        reason = self.refusal(request)
+        if reason is not None:
+            self._blocked(f"redirect {reason}", request)
+
+    def _blocked(self, reason: str, request: Any) -> None:
+        if request.is_navigation_request() and self._top_level(request):
+            self.left_for_error = True  # Chromium shows its error page: guard_pages goes back from it
         self.blocked.append(reason)
         log.warning("run %s: %s", self.run_id, reason)
         try:
@@ -130,8 +171,38 @@ class WorkerHooks(Hooks):
         except SQLAlchemyError as exc:  # a route handler must never raise into Playwright
             log.warning("run %s: the block was not audited (%s)", self.run_id, exc)
 
+    def guard_pages(self) -> None:
+        """Leave any page that ended up where the run may not be (a scheme other than http(s), or off its domains).
+
+        The last line behind the route and the proxy: judged on the URL Chromium committed, before the page
+        is observed (its text and screenshot go to the model and the run's record).
+        """
+        if self.context is None:
+            return
+        back, self.left_for_error = self.left_for_error, False
+        for page in self.context.pages:
+            url = page.url
+            if url.startswith("chrome-error:") and back:  # a refused link or script navigation: stay where it was
+                try:
+                    page.go_back()
+                except PlaywrightError as exc:
+                    log.warning("run %s: could not go back from a refused navigation (%s)", self.run_id, exc)
+                continue
+            if url.startswith(("about:", "chrome-error:")):
+                continue
+            bad = navigation_refusal(url) or (None if url_allowed(url, self.allowed) else
+                                              f"{url[:200]} is outside this run's allowed domains ({', '.join(self.allowed)})")
+            if bad:
+                self.blocked.append(f"left the page: {bad}")
+                log.warning("run %s: left %s (%s)", self.run_id, url[:200], bad)
+                try:
+                    page.goto("about:blank")
+                except PlaywrightError as exc:
+                    log.warning("run %s: could not leave %s (%s)", self.run_id, url[:200], exc)
+
     def network_notes(self) -> str | None:
         """What the network policy blocked, or a download refused, since the last call, for the model to read."""
+        self.guard_pages()
         for download in self.downloads:
             kept, note = keep_download(download, files_dir(self.settings, self.run_id) / "downloads",
                                        self.settings.run_file_max_bytes)
@@ -149,12 +220,23 @@ class WorkerHooks(Hooks):
 
     def open_start(self) -> str | None:
         """A fresh page on the run's start URL; the reason if navigating there failed."""
-        page = self.open()
+        try:
+            page = self.open()
+        except EgressUnavailable as exc:
+            return str(exc)
         if self.start_url:
             try:
-                page.goto(self.start_url, wait_until="load")
+                response = page.goto(self.start_url, wait_until="load")
             except PlaywrightError as exc:
                 return self.network_notes() or f"navigation failed: {(exc.message or str(exc)).splitlines()[0]}"
+            failure = proxy_failure(response.headers if response else None)
+            if failure:
+                return f"navigation failed: {self.start_url[:200]}: {failure}"
+            notes = self.network_notes()
+            if page.url == "about:blank" and notes:  # redirected somewhere the run may not be
+                return notes
+            if notes:
+                self.blocked.append(notes)  # the model hears of it at the first step
         return None
 
     def flush(self) -> None:

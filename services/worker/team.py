@@ -57,7 +57,7 @@ class WorkerTeamHost:
         page = self.hooks.page
         if left <= 0 or page is None:
             return "failed", None, {"reason": f"the run's step budget ({self.run.max_steps}) is spent"}
-        cfg = LoopConfig(max_steps=left, max_failures=self.settings.agent_max_failures, allowed=self.run.allowed_domains,
+        cfg = LoopConfig(max_steps=left, max_failures=self.settings.agent_max_failures, allowed=self.hooks.allowed,
                          screenshot=self.settings.agent_screenshot, salt=bid_salt(self.run.id),
                          thought=self.settings.agent_thought, approvals=self.approvals, tools=self.tools)
         if self.tools is not None:
@@ -149,7 +149,7 @@ def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) ->
         fresh = s.get(Run, run.id)
         plan = dict(fresh.plan or {})  # type: ignore[union-attr]
         done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
-    hooks = WorkerHooks(run.id, settings, heart, get_browser_pool(settings), run.start_url)
+    hooks = WorkerHooks(run.id, settings, heart, get_browser_pool(settings), run.start_url, run.allowed_domains)
     try:
         failed = hooks.open_start()
         if failed:

@@ -76,11 +76,9 @@ def test_unreachable_start_url_fails_with_reason(api) -> None:
     assert api.get(f"/api/v1/runs/{run['id']}/steps").json() == []
 
 
-def test_allow_listed_file_url_runs_and_others_are_refused(api) -> None:
-    ok = api.post("/api/v1/runs", json={"task": "t", "start_url": f"file://{PAGES}/index.html", **FINISH})
-    assert ok.status_code == 201, ok.text
-    assert wait_terminal(api, ok.json()["id"])["status"] == "succeeded"
-    for url in ("file:///etc/passwd", f"file://{PAGES}/../conftest.py", "javascript:alert(1)", "not a url"):
+def test_only_web_start_urls_are_accepted(api) -> None:
+    for url in (f"file://{PAGES}/index.html", "file:///etc/passwd", f"file://{PAGES}/../conftest.py", "javascript:alert(1)",
+                "not a url"):
         err = _error(api.post("/api/v1/runs", json={"task": "t", "start_url": url, **FINISH}), 422)
         assert err["code"] in ("url_not_allowed", "invalid_url"), err
 

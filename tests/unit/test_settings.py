@@ -17,9 +17,14 @@ def test_template_admin_token_allowed_in_dev(settings_override, monkeypatch) -> 
     assert GatewaySettings().admin_token == TEMPLATE_ADMIN_TOKEN
 
 
-def test_prefix_list_from_comma_string(settings_override, monkeypatch) -> None:
-    monkeypatch.setenv("SPARKPILOT_ALLOWED_URL_PREFIXES", "file:///a/, file:///b/ ,")
-    assert GatewaySettings().allowed_url_prefixes == ["file:///a/", "file:///b/"]
+def test_allow_list_from_comma_string(settings_override, monkeypatch) -> None:
+    from sparkpilot.settings import EgressSettings
+
+    monkeypatch.setenv("SPARKPILOT_BROWSER_ALLOW_PRIVATE", "staging.test, 10.0.0.0/8 ,")
+    assert EgressSettings().browser_allow_private == ["staging.test", "10.0.0.0/8"]
+    monkeypatch.setenv("SPARKPILOT_BROWSER_ALLOW_PRIVATE", "10.0.0.0/33")
+    with pytest.raises(ValidationError, match="CIDR"):
+        EgressSettings()
 
 
 def test_redis_keys_are_namespaced(settings_override) -> None:

@@ -35,7 +35,7 @@ def create_run(body: RunCreate, db: DB, user: CurrentUser, settings: Settings) -
 def submit_run(db: Session, user: User, body: RunCreate, settings: GatewaySettings, agent: Agent | None = None) -> Run:
     """Validate, store and queue a run (of `agent`, if given); nothing is left behind if queueing fails."""
     if body.start_url:
-        body.start_url = check_start_url(body.start_url, settings.allowed_url_prefixes)
+        body.start_url = check_start_url(body.start_url)
     max_steps = runs.step_budget(body.max_steps, settings.default_max_steps, settings.max_steps_limit)
     client = get_redis()
     client.ping()  # fail fast with 503 before touching the database

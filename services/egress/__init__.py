@@ -1,0 +1,1 @@
+"""The browser's egress proxy: Squid configured from the settings (the policy is sparkpilot/egress.py)."""

@@ -62,6 +62,7 @@ class Config:
         self.db, self.workers, self.pg_admin, self.tmp = db, workers, pg_admin, tmp
         self.procs: list[subprocess.Popen] = []
         self.port = free_port()
+        self.egress_port = free_port()
         self.tag = uuid.uuid4().hex[:8]
         self.pg_name = f"sparkpilot_bench_{self.tag}"
         self.token = "sp_bench_" + secrets.token_hex(16)
@@ -96,6 +97,8 @@ class Config:
             "SPARKPILOT_WORKSPACE_DIR": str(self.tmp / "workspace"),
             "SPARKPILOT_QUEUE_NAME": f"bench-runs-{self.tag}", "SPARKPILOT_KEY_PREFIX": f"spbench-{self.tag}",
             "SPARKPILOT_BROWSER_ALLOW_PRIVATE": "127.0.0.1",  # the benchmark page is served on loopback
+            "SPARKPILOT_EGRESS_PORT": str(self.egress_port),
+            "SPARKPILOT_BROWSER_PROXY": f"http://127.0.0.1:{self.egress_port}",
             "SPARKPILOT_RATE_LIMIT_PER_TOKEN": "1000000/minute", "SPARKPILOT_RATE_LIMIT_PER_IP": "1000000/minute",
             "SPARKPILOT_INFERENCE_URL": "", "SPARKPILOT_LOG_LEVEL": "WARNING",
         }
@@ -111,6 +114,8 @@ class Config:
             self.procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                                start_new_session=True))
 
+        # The browser's egress proxy; its logs under /tmp, where Squid can write after dropping root.
+        spawn("egress", [sys.executable, "-m", "services.egress", tempfile.mkdtemp(prefix="sparkpilot-egress-")])
         spawn("gateway", [str(BIN / "uvicorn"), "services.gateway.main:app", "--host", "127.0.0.1",
                           "--port", str(self.port)])
         wait_until(lambda: httpx.get(self.base_url + "/health", timeout=2).status_code == 200, 60, "gateway")

@@ -22,7 +22,7 @@ from tests.compose_model import (COMPOSE_FILE, INTERPOLATION, ROOT, Compose, env
 
 INFERENCE_DOCKERFILE = ROOT / "services" / "inference" / "Dockerfile"
 
-SERVICES = {"vllm", "gateway", "worker", "trainer", "redis", "postgres"}
+SERVICES = {"vllm", "gateway", "worker", "trainer", "redis", "postgres", "egress"}
 VOLUMES = {"workspace", "models", "adapters", "trajectories", "pgdata", "redisdata"}
 PYTHON_SERVICES = ("gateway", "worker", "trainer")
 
@@ -154,6 +154,24 @@ def test_named_volumes_are_declared_and_used(compose: dict, services: dict) -> N
 def test_gpu_services_reserve_the_gpu(services: dict, name: str) -> None:
     devices = services[name]["deploy"]["resources"]["reservations"]["devices"]
     assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices), name
+
+
+def test_the_worker_reaches_out_only_through_the_egress_proxy(compose: dict, services: dict) -> None:
+    assert compose["networks"]["browser"]["internal"] is True
+    worker = services["worker"]
+    assert worker["networks"] == ["browser"], "the worker may have no route out but the egress proxy"
+    assert worker["environment"]["SPARKPILOT_BROWSER_PROXY"] == "http://egress:3128"
+    assert worker["depends_on"]["egress"]["condition"] == "service_healthy"
+    egress = services["egress"]
+    assert set(egress["networks"]) == {"default", "browser"}
+    assert command_of(egress)[:3] == ["python", "-m", "services.egress"]
+    assert egress["environment"]["SPARKPILOT_EGRESS_PORT"] == "3128"
+    # Every service the worker talks to is on its network.
+    for name in ("gateway", "vllm", "redis", "postgres"):
+        assert "browser" in services[name]["networks"], name
+    # The proxy holds no secret.
+    assert not {"SPARKPILOT_ADMIN_TOKEN", "DATABASE_URL"} & set(egress["environment"]) and "env_file" not in egress
+    assert "squid" in (ROOT / "services/worker/Dockerfile").read_text()
 
 
 def test_only_gpu_services_reserve_the_gpu(services: dict) -> None:

@@ -1,13 +1,17 @@
 """A run's files folder: inputs a person uploads, outputs its agents write (the Coder's sandbox, the FileSurfer).
 
 Every path from outside is confined to the folder: a name is one sanitised path component, and a
-relative path may not be absolute, climb with `..`, or resolve (symlinks followed) outside it.
+relative path may not be absolute, climb with `..`, or resolve (symlinks followed) outside it. A
+sandboxed program writes into the same folder, so the worker never writes through what it may have
+left there: `write_file` opens every component without following links and replaces a link or a special
+file instead of writing through it, and `remove_links` clears them after each sandboxed program.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -50,6 +54,58 @@ def resolve_in(folder: Path, relative: str) -> Path:
     if target != root and root not in target.parents:
         raise InvalidInput(f"path {relative!r} leads outside the run's files", code="bad_path")
     return target
+
+
+def write_file(folder: Path, relative: str, data: bytes | str) -> Path:
+    """Write `folder/relative` (parents created) without following a link anywhere on the way (422 if one is there).
+
+    Confinement is by construction: each component is opened relative to the last with O_NOFOLLOW, so no
+    link, wherever it points, is ever followed; one in the file's own place is replaced.
+    """
+    parts = [p for p in Path(relative).parts if p not in ("", ".")]
+    if not parts or Path(relative).is_absolute() or ".." in parts:
+        raise InvalidInput(f"path {relative!r} must be relative and stay inside the run's files", code="bad_path")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for part in parts[:-1]:
+            try:
+                os.mkdir(part, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:  # ELOOP: a symlink; ENOTDIR: a file or a FIFO where a folder should be
+                raise InvalidInput(f"path {relative!r} leads through {part!r}, which is not a folder",
+                                   code="bad_path") from exc
+            os.close(fd)
+            fd = inner
+        name = parts[-1]
+        try:
+            if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                raise InvalidInput(f"{relative!r} is a folder", code="bad_path")
+            os.unlink(name, dir_fd=fd)  # a symlink, hard link or FIFO left there is replaced, never written through
+        except FileNotFoundError:
+            pass
+        out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fd)
+        with os.fdopen(out, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+    finally:
+        os.close(fd)
+    return folder / relative
+
+
+def remove_links(folder: Path) -> list[str]:
+    """Delete every symlink and special file (FIFO, socket, device) under `folder`: what was removed, relative."""
+    removed = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        for name in [*dirs, *files]:
+            path = os.path.join(top, name)
+            mode = os.lstat(path).st_mode
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                os.unlink(path)
+                removed.append(os.path.relpath(path, folder))
+    return sorted(removed)
 
 
 def list_files(folder: Path) -> list[RunFilePublic]:

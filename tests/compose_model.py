@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sparkpilot.settings import CommonSettings, GatewaySettings, InferenceSettings, TrainerSettings, WorkerSettings
+from sparkpilot.settings import (CommonSettings, EgressSettings, GatewaySettings, InferenceSettings, TrainerSettings,
+                                 WorkerSettings)
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_ENV = ROOT / "config" / "compose.env"
 TEMPLATE = ROOT / ".env.template"
-SETTINGS_CLASSES = (CommonSettings, GatewaySettings, WorkerSettings, InferenceSettings, TrainerSettings)
+SETTINGS_CLASSES = (CommonSettings, GatewaySettings, WorkerSettings, InferenceSettings, TrainerSettings, EgressSettings)
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR:+alt}; `$$` is an escaped `$`.
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sparkpilot.errors import SparkpilotError
-from sparkpilot.run_files import resolve_in
+from sparkpilot.run_files import resolve_in, write_file
 from sparkpilot.team_schemas import PlanStep
 
 SUMMARY_CHARS = 1500  # of one step's result, as later steps and the validator read it
@@ -158,15 +158,15 @@ class Coder:
         refused = host.permit("run_code", {"name": "run_code", "args": {"code": code}}, "the Coder wants to run a program")
         if refused:
             return StepResult(False, f"the program was not run: {refused}", {"code": code})
-        host.workspace.mkdir(parents=True, exist_ok=True)
-        (host.workspace / CONTEXT_FILE).write_text(json.dumps(done, default=str, indent=1))
+        write_file(host.workspace, CONTEXT_FILE, json.dumps(done, default=str, indent=1))
         try:
             res = host.run_code(code)
         except RuntimeError as exc:  # the sandbox cannot start here (bubblewrap missing, namespaces refused)
             return StepResult(False, f"the program could not run: {exc}", {"code": code})
         summary = f"exit code {res.exit_code}" + (f" ({res.limit} limit)" if res.limit else "") + \
                   f"; stdout: {res.stdout.strip()[-800:]}" + (f"; stderr: {res.stderr.strip()[-600:]}" if not res.ok else "") + \
-                  (f"; files written: {', '.join(f for f in res.files if f != CONTEXT_FILE)}" if res.files else "")
+                  (f"; files written: {', '.join(f for f in res.files if f != CONTEXT_FILE)}" if res.files else "") + \
+                  (f"; links and special files removed: {', '.join(res.removed)}" if res.removed else "")
         return StepResult(res.ok, summary[:SUMMARY_CHARS],
                           {"code": code, "exit_code": res.exit_code, "stdout": res.stdout[-4000:],
                            "stderr": res.stderr[-2000:], "limit": res.limit, "files": res.files})
@@ -235,8 +235,10 @@ class FileSurfer:
                 refused = host.permit("overwrite_file", action, f"the FileSurfer wants to overwrite {relative}")
                 if refused:
                     return StepResult(False, f"{relative} was not overwritten: {refused}", {"path": relative})
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
+            try:
+                write_file(root, relative, content)
+            except SparkpilotError as exc:
+                return StepResult(False, f"refused: {exc.message}", {"path": relative})
             return StepResult(True, f"wrote {len(content)} characters to {relative}", {"path": relative})
         if operation == "delete":
             if not path.exists():

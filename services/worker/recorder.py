@@ -31,7 +31,8 @@ from sparkpilot.db.session import session_scope
 from sparkpilot.events import add_event, publish
 from sparkpilot.metrics import BROWSER_RESTARTS, STEP_PHASE_SECONDS, STEP_SECONDS
 from sparkpilot.redis_client import get_redis
-from sparkpilot.run_files import files_dir
+from sparkpilot.errors import SparkpilotError
+from sparkpilot.run_files import files_dir, write_file
 from sparkpilot.schemas import EventPublic
 from sparkpilot.settings import WorkerSettings
 from sparkpilot.urls import navigation_refusal, url_allowed
@@ -62,7 +63,7 @@ def emit(session, run_id: str, type_: str, payload: dict) -> list[EventPublic]: 
 
 
 def keep_download(download: Any, folder: Path, max_bytes: int) -> tuple[bool, str]:
-    """Move a finished download into the run's files (`downloads/NAME`), unless it is over `max_bytes`: (kept, note)."""
+    """Copy a finished download into the run's files `folder` as `downloads/NAME`, unless it is over `max_bytes`: (kept, note)."""
     name = re.sub(r"[^A-Za-z0-9._ -]", "_", download.suggested_filename or "").strip().lstrip(".")[:128] or "download"
     try:
         size = Path(download.path()).stat().st_size  # path() waits for the download to finish
@@ -71,8 +72,11 @@ def keep_download(download: Any, folder: Path, max_bytes: int) -> tuple[bool, st
     if size > max_bytes:
         download.delete()
         return False, f"download {name!r} refused: {size} bytes is over the limit of {max_bytes} (SPARKPILOT_RUN_FILE_MAX_BYTES)"
-    folder.mkdir(parents=True, exist_ok=True)
-    download.save_as(folder / name)
+    try:  # written without following links: a sandboxed program may have planted one in the run's files
+        write_file(folder, f"downloads/{name}", Path(download.path()).read_bytes())
+    except (SparkpilotError, OSError) as exc:
+        download.delete()
+        return False, f"download {name!r} could not be kept: {getattr(exc, 'message', exc)}"
     download.delete()
     return True, f"downloaded {name!r} ({size} bytes) into the run's files as downloads/{name}"
 
@@ -204,7 +208,7 @@ class WorkerHooks(Hooks):
         """What the network policy blocked, or a download refused, since the last call, for the model to read."""
         self.guard_pages()
         for download in self.downloads:
-            kept, note = keep_download(download, files_dir(self.settings, self.run_id) / "downloads",
+            kept, note = keep_download(download, files_dir(self.settings, self.run_id),
                                        self.settings.run_file_max_bytes)
             if kept:
                 self.message(note)

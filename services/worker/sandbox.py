@@ -3,7 +3,7 @@
 The child runs as the unprivileged `nobody` user in fresh user, PID, network, IPC and UTS namespaces
 (`bwrap --unshare-all`): no network at all (its own empty loopback), a read-only /usr and /etc, a private
 /tmp that vanishes with it, and the run's workspace folder as the only writable place it shares with
-the host. setrlimit caps CPU seconds, address space, file size, open files and processes (counted for
+the host; the symlinks and special files it leaves there are deleted as it ends. setrlimit caps CPU seconds, address space, file size, open files and processes (counted for
 `nobody`, so a fork bomb stops at the cap); a wall-clock timeout kills the whole process group. What
 went wrong is reported in the result, never raised: a misbehaving program is the model's problem to read.
 """
@@ -18,6 +18,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sparkpilot.run_files import remove_links
 
 NOBODY = 65534
 OUTPUT_LIMIT = 64 * 1024  # characters of stdout/stderr kept
@@ -51,6 +53,7 @@ class SandboxResult:
     limit: str | None = None  # "wall", "cpu", "memory", "file_size" or None
     files: list[str] = field(default_factory=list)  # workspace paths created or changed, relative
     seconds: float = 0.0
+    removed: list[str] = field(default_factory=list)  # symlinks and special files it left, deleted afterwards
 
     @property
     def ok(self) -> bool:
@@ -141,9 +144,11 @@ def run_python(code: str, workspace: Path, limits: SandboxLimits = SandboxLimits
             limit = "memory"
         elif code_ in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or "File too large" in err:
             limit = "file_size"
+    # Before the worker touches the folder again: nothing it writes there may lead elsewhere.
+    removed = remove_links(workspace)
     after = _snapshot(workspace)
     files = sorted(p for p, meta in after.items() if before.get(p) != meta)
-    return SandboxResult(code_, out[-OUTPUT_LIMIT:], err[-OUTPUT_LIMIT:], limit, files, seconds)
+    return SandboxResult(code_, out[-OUTPUT_LIMIT:], err[-OUTPUT_LIMIT:], limit, files, seconds, removed)
 
 
 def _cpu_spent(limits: SandboxLimits, seconds: float) -> bool:

@@ -114,3 +114,46 @@ def test_a_workspace_the_sandbox_user_cannot_reach_is_refused_with_the_reason(tm
 def test_a_file_past_the_size_limit_is_cut(workspace: Path) -> None:
     result = run_python("open('big', 'wb').write(b'x' * 5 * 1024 * 1024)", workspace, LIMITS)
     assert result.limit == "file_size" and (workspace / "big").stat().st_size <= 1024 * 1024
+
+
+@pytest.mark.security
+def test_links_and_fifos_a_program_plants_are_removed_as_it_ends(workspace: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "target.txt"
+    outside.write_text("untouched")
+    code = (f"import os\nos.symlink({str(outside)!r}, 'context.json')\nos.symlink('/etc', 'downloads')\n"
+            "os.mkfifo('report.md')\nos.makedirs('sub')\nos.symlink('/', 'sub/root')\nopen('kept.txt', 'w').write('x')\n")
+    res = run_python(code, workspace, LIMITS)
+    assert res.ok, res.stderr
+    assert res.removed == ["context.json", "downloads", "report.md", "sub/root"]
+    left = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*"))
+    assert left == ["kept.txt", "sub"]
+    assert outside.read_text() == "untouched"
+
+
+@pytest.mark.security
+def test_the_worker_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    from sparkpilot.errors import InvalidInput
+    from sparkpilot.run_files import write_file
+
+    folder, outside = tmp_path / "files", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    (outside / "target.txt").write_text("untouched")
+    # A link to a file outside: replaced by a new file, the target untouched (resolve_in alone would refuse it
+    # only because it points outside; a link inside the folder to a hard-linked file is replaced too).
+    (folder / "context.json").symlink_to(outside / "target.txt")
+    write_file(folder, "context.json", "[]")
+    assert not (folder / "context.json").is_symlink() and (folder / "context.json").read_text() == "[]"
+    assert (outside / "target.txt").read_text() == "untouched"
+    os.mkfifo(folder / "report.md")  # would block a plain open() forever
+    write_file(folder, "report.md", "# ok")
+    assert (folder / "report.md").read_text() == "# ok"
+    (folder / "inner.txt").write_text("inner")
+    (folder / "alias.txt").symlink_to(folder / "inner.txt")  # inside the folder: still replaced, not followed
+    write_file(folder, "alias.txt", "new")
+    assert (folder / "inner.txt").read_text() == "inner" and not (folder / "alias.txt").is_symlink()
+    (folder / "downloads").symlink_to(folder / "sub", target_is_directory=True)  # a link as a folder on the way
+    (folder / "sub").mkdir()
+    with pytest.raises(InvalidInput, match="not a folder"):
+        write_file(folder, "downloads/file.bin", b"x")
+    assert list((folder / "sub").iterdir()) == []

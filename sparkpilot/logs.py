@@ -23,7 +23,9 @@ from pathlib import Path
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(processName)s: %(message)s"
 _CONTEXT: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("sparkpilot_log_context", default={})
 _API_TOKEN = re.compile(r"\bsp_[A-Za-z0-9_\-]{8,}")
-_AFTER_KEYWORD = re.compile(r"(?i)(bearer\s+|[?&]token=)[^&\s\"',]+")
+# Credential-like query parameters (and bearer headers): their values never reach a log line.
+_AFTER_KEYWORD = re.compile(r"(?i)(bearer\s+|[?&;](?:access_|api_|auth_|id_|refresh_)?(?:token|key|secret|password|"
+                            r"passwd|pwd|signature|sig|code|session|apikey|api-key|credentials?)=)[^&;\s\"',]+")
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
 MASK = "***"

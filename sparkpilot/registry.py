@@ -83,7 +83,8 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     name, sep, ver = ref.partition("@")
     if not sep:
         return name, None
-    if not (ver.startswith("v") and ver[1:].isdigit()):
+    # A version is a database integer: at most 9 digits, so an overlong number is a 422, not an overflow.
+    if not (ver.startswith("v") and ver[1:].isdigit() and len(ver) <= 10):
         raise InvalidInput(f"bad adapter reference {ref!r}; use NAME or NAME@vN", code="adapter_ref")
     return name, int(ver[1:])
 

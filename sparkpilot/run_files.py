@@ -47,7 +47,9 @@ def safe_name(name: str) -> str:
 
 def resolve_in(folder: Path, relative: str) -> Path:
     """`folder/relative`, refused (422) if absolute, climbing with `..`, or resolving outside `folder`."""
-    if not relative or Path(relative).is_absolute() or ".." in Path(relative).parts:
+    if not relative or "\x00" in relative or len(relative) > 1024 or any(len(p) > 255 for p in Path(relative).parts):
+        raise InvalidInput(f"path {relative[:80]!r} is not a file name this server can hold", code="bad_path")
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
         raise InvalidInput(f"path {relative!r} must be relative and stay inside the run's files", code="bad_path")
     root = folder.resolve()
     target = (folder / relative).resolve()

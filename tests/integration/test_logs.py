@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import ws_collect, wait_terminal
 
@@ -84,3 +85,16 @@ def test_what_the_agent_types_into_a_password_field_is_masked_from_then_on(brows
     record = logging.LogRecord("t", logging.ERROR, __file__, 1, "fill failed: %s then %s", (visible, secret), None)
     _Context().filter(record)
     assert record.getMessage() == f"fill failed: {visible} then ***"
+
+
+@pytest.mark.parametrize(("line", "masked"), [
+    ("GET /api/v1/runs?access_token=sekrit1&limit=5", "GET /api/v1/runs?access_token=***&limit=5"),
+    ("GET /x?api_key=sekrit2 HTTP/1.1", "GET /x?api_key=*** HTTP/1.1"),
+    ("GET /x?a=1&apikey=sekrit3", "GET /x?a=1&apikey=***"),
+    ("GET /cb?code=sekrit4&state=ok", "GET /cb?code=***&state=ok"),
+    ("GET /x?after=3&limit=2", "GET /x?after=3&limit=2"),
+])
+def test_credential_like_query_parameters_are_masked(line: str, masked: str) -> None:
+    from sparkpilot.logs import redact
+
+    assert redact(line) == masked

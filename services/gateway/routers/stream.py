@@ -147,10 +147,10 @@ async def _ws(websocket: WebSocket, authorize: Callable[[str | None], None], str
         return
     try:
         after = int(websocket.query_params.get("after", "0"))
-        if after < 0:
+        if not 0 <= after <= MAX_INT:  # a database integer: past it the query itself would fail
             raise ValueError
     except ValueError:
-        await websocket.close(code=4422, reason="after must be a non-negative integer")
+        await websocket.close(code=4422, reason=f"after must be an integer from 0 to {MAX_INT}")
         return
     try:
         await run_in_threadpool(authorize, _ws_token(websocket))

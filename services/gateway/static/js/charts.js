@@ -77,14 +77,14 @@ function yAxis(ticks, y, left, right, yLabel, top, bottom) {
   g.append(s("line", { x1: left, x2: left, y1: top, y2: bottom, stroke: AXIS }));
   if (yLabel) {
     const cy = (top + bottom) / 2;
-    g.append(s("text", { x: 14, y: cy, "text-anchor": "middle", transform: `rotate(-90 14 ${cy})`, style: `fill:${INK};font-weight:600` }, yLabel));
+    g.append(s("text", { x: 14, y: cy, "text-anchor": "middle", transform: `rotate(-90 14 ${cy})`, fill: INK, "font-weight": 600 }, yLabel));
   }
   return g;
 }
 
 function xTitle(text, cx, y, room) {
   if (!text) return null;
-  const t = s("text", { x: cx, y, "text-anchor": "middle", style: `fill:${INK};font-weight:600` }, short(text, Math.max(8, Math.floor(room / 7))));
+  const t = s("text", { x: cx, y, "text-anchor": "middle", fill: INK, "font-weight": 600 }, short(text, Math.max(8, Math.floor(room / 7))));
   if (t.textContent !== text) t.append(tip(text));
   return t;
 }
@@ -189,7 +189,7 @@ export function lineChart(series, opts = {}) {
       list.forEach((se, i) => {
         const name = short(String(se.name || `series ${i + 1}`), 40);
         lg.append(s("rect", { x: lx, y: 6, width: 12, height: 12, rx: 2, fill: PALETTE[i % PALETTE.length] }),
-          s("text", { x: lx + 16, y: 16, style: `fill:${INK}` }, name));
+          s("text", { x: lx + 16, y: 16, fill: INK }, name));
         lx += 28 + name.length * CHAR_W;
       });
       nodes.push(lg);

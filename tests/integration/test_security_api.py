@@ -1,0 +1,76 @@
+"""Inputs that used to answer 500 (or worse) against the real gateway: each is a clear 4xx in the envelope now,
+and the dashboard carries the headers that keep injected text from running as code."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.helpers import FINISH, wait_terminal, ws_collect
+
+pytestmark = pytest.mark.security
+
+
+def _envelope(resp: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert set(err) == {"type", "message", "code"}
+    if code:
+        assert err["code"] == code, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def done_run(api: httpx.Client) -> str:
+    run = api.post("/api/v1/runs", json={"task": "files", **FINISH}).json()
+    wait_terminal(api, run["id"])
+    return run["id"]
+
+
+def test_file_paths_that_no_file_system_holds_are_422(api: httpx.Client, done_run: str) -> None:
+    _envelope(api.get(f"/api/v1/runs/{done_run}/files/%00"), 422, "nul_character")
+    _envelope(api.get(f"/api/v1/runs/{done_run}/files/a%00b.txt"), 422, "nul_character")
+    _envelope(api.get(f"/api/v1/runs/{done_run}/files/{'a' * 300}"), 422, "bad_path")
+    _envelope(api.get(f"/api/v1/runs/{done_run}/files/{'/'.join(['abc'] * 400)}"), 422, "bad_path")
+
+
+def test_an_overlong_version_number_is_422_not_an_overflow(user_api: httpx.Client) -> None:
+    body = {"task": "t", "model": "a@v99999999999999999999", **FINISH}
+    _envelope(user_api.post("/api/v1/runs", json=body), 422, "adapter_ref")
+
+
+def test_nul_in_any_text_field_is_refused_before_the_database(api: httpx.Client) -> None:
+    before = api.get("/api/v1/runs", params={"limit": 1}).json()
+    for body in ({"task": "t\u0000x", **FINISH},
+                 {"task": "t", "policy": "replay", "actions": [{"name": "finish", "answer": "x\u0000"}]},
+                 {"task": "t", **FINISH, "allowed_domains": ["a\u0000.test"]}):
+        _envelope(api.post("/api/v1/runs", json=body), 422, "nul_character")
+    assert api.get("/api/v1/runs", params={"limit": 1}).json() == before  # nothing was stored
+    _envelope(api.get("/api/v1/runs", params={"q": "a\u0000"}), 422, "nul_character")
+
+
+def test_a_websocket_after_past_the_database_integer_closes_4422(stack, done_run: str) -> None:  # noqa: ANN001
+    url = stack.base_url.replace("http", "ws") + f"/api/v1/runs/{done_run}/ws?after=99999999999999999999"
+    assert asyncio.run(ws_collect(url, stack.token))[1] == 4422
+
+
+def test_slash_redirects_do_not_repeat_the_host_header(stack) -> None:  # noqa: ANN001
+    r = httpx.get(stack.base_url + "/api/v1/runs/?limit=1", headers={"Host": "evil.test",
+                                                                      "Authorization": f"Bearer {stack.token}"})
+    assert r.status_code == 307 and r.headers["location"] == "/api/v1/runs?limit=1", r.headers
+
+
+def test_the_dashboard_may_not_run_inline_script_or_be_framed(stack) -> None:  # noqa: ANN001
+    for path in ("/", "/static/js/app.js"):
+        headers = httpx.get(stack.base_url + path).headers
+        csp = headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+    api_headers = httpx.get(stack.base_url + "/health").headers
+    assert api_headers["x-content-type-options"] == "nosniff" and "content-security-policy" not in api_headers
+    # MiniWoB++'s task pages run inline scripts: no CSP there.
+    bench = httpx.get(stack.base_url + "/benchmarks/miniwob/click-button.html")
+    assert bench.status_code == 200 and "content-security-policy" not in bench.headers

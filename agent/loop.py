@@ -25,7 +25,7 @@ from agent.prompt import PromptTooLong, describe_action
 from agent.tools import MAX_RESULT_CHARS, TOOL_ACTIONS, ToolBox, judge_tool
 from sparkpilot.errors import SparkpilotError
 from sparkpilot.llm_client import InferenceUnavailable
-from sparkpilot.logs import add_secret
+from sparkpilot.logs import MASK, add_secret
 from sparkpilot.profiles import TEXT_DEFAULT, ModelProfile
 from sparkpilot.urls import host_of, url_allowed
 
@@ -202,8 +202,9 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
             action = {"name": parsed.name, "args": parsed.args}
         except ParseError as exc:
             error = f"could not parse your answer: {exc}"
+        secret = None
         if action:
-            _mask_password(action, obs)
+            secret = _mask_password(action, obs)
             verdict = guards.check(action["name"], action["args"], obs, history, cfg.allowed)
             error, stop = verdict.feedback, verdict.stop
         t4 = time.perf_counter()
@@ -232,6 +233,10 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
                 hooks.message(result.message)
             finished, answer, gave_up = result.finished, result.answer, not result.success
         t5 = time.perf_counter()
+        raw = decision.text
+        if secret:  # typed into the page only: the step, its events, the trajectory and later prompts keep a mask
+            action = {**action, "args": {**action["args"], "text": MASK}}
+            raw = raw.replace(secret, MASK)
         env = hooks.env_outcome() if not stop else None
         # step: the whole step's wall time; the harness's own share is step - model.
         timings = {"observe": _ms(t1 - t0), "prompt": _ms(t2 - t1), "model": model_ms,
@@ -240,12 +245,12 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
                    **({"approval": _ms(t_approved - t4)} if t_approved - t4 > 0.001 else {}),
                    **{f"observe_{k}": v for k, v in obs.timings_ms.items()}}
         metrics = {"prompt_tokens_counted": prompt.tokens, **decision.metrics}
-        hooks.record(StepRecord(index, obs, prompt.record, decision.text, action, error, timings, metrics))
+        hooks.record(StepRecord(index, obs, prompt.record, raw, action, error, timings, metrics))
         if action:
             history.append(action)
         line = describe_action(action, obs) + (f"  -> error: {error}" if error else "") \
             + (f"  -> result: {action['result']}" if action.get("result") else "") if action else ""
-        turns.append(Turn(index, obs.url, line, decision.text, error))
+        turns.append(Turn(index, obs.url, line, raw, error))
         if stop:
             return Outcome("failed", stop)
         if env is not None:
@@ -314,10 +319,14 @@ def _approval_error(judgement: Judgement | None, action: dict[str, Any], obs: Ob
     return None if approved else f"a person did not approve this ({judgement.reason}): {why}."
 
 
-def _mask_password(action: dict[str, Any], obs: Observation) -> None:
-    """What the agent types into a password field is never logged by this process (see sparkpilot/logs.py)."""
+def _mask_password(action: dict[str, Any], obs: Observation) -> str | None:
+    """The text a `fill` types into a password field (masked in this process's logs from now on), else None."""
     if action["name"] == "fill" and (obs.element(str(action["args"].get("bid"))) or {}).get("type") == "password":
-        add_secret(str(action["args"].get("text", "")))
+        secret = str(action["args"].get("text", ""))
+        if secret:
+            add_secret(secret)
+            return secret
+    return None
 
 
 def _point(action: dict[str, Any], obs: Observation) -> tuple[float, float] | None:

@@ -57,7 +57,8 @@ _OBSERVE_JS = r"""
       visible, in_viewport: visible && r.bottom > 0 && r.right > 0 && r.top < vh && r.left < vw,
       x: Math.round(r.left + r.width / 2), y: Math.round(r.top + r.height / 2)};
     if (tag === 'input' || tag === 'textarea' || tag === 'select') {
-      item.type = el.type || tag; item.value = String(el.value ?? '').slice(0, 100);
+      // A password's value is never read out of the page: the model and the run's record see only that it is filled.
+      item.type = el.type || tag; item.value = el.type === 'password' ? (el.value ? '***' : '') : String(el.value ?? '').slice(0, 100);
       if (el.placeholder) item.placeholder = el.placeholder;
       if (el.name) item.name = el.name;
     }

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from sparkpilot import audit
 from sparkpilot.db.models import ApiToken, User, utcnow
-from sparkpilot.errors import Conflict, NotFound
+from sparkpilot.errors import Conflict, InvalidInput, NotFound
 
 ADMIN_USER = "admin"
 ADMIN_TOKEN_LABEL = "SPARKPILOT_ADMIN_TOKEN"
@@ -33,6 +33,8 @@ def get_or_create_user(session: Session, name: str, is_admin: bool = False) -> U
 
 def create_token(session: Session, user_name: str, label: str = "", actor: User | None = None) -> tuple[str, ApiToken]:
     """Make a new random token for `user_name` (creating the user); the token is returned in clear, once."""
+    if label == ADMIN_TOKEN_LABEL:
+        raise InvalidInput(f"the label {ADMIN_TOKEN_LABEL} is reserved for the configured admin token", code="reserved_label")
     user = get_or_create_user(session, user_name)
     token = "sp_" + secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, token_hash=hash_token(token), label=label)
@@ -47,14 +49,15 @@ def list_tokens(session: Session) -> list[ApiToken]:
     return list(session.scalars(select(ApiToken).order_by(ApiToken.id.desc())))
 
 
-def revoke_token(session: Session, token_id: int, actor: User | None = None) -> ApiToken:
-    """Revoke a token: it authenticates nobody from now on; 404 unknown, 409 already revoked or the configured admin token."""
+def revoke_token(session: Session, token_id: int, actor: User | None = None, admin_token: str | None = None) -> ApiToken:
+    """Revoke a token: it authenticates nobody from now on; 404 unknown, 409 already revoked or the configured
+    admin token (`admin_token`, recognised by its hash)."""
     row = session.get(ApiToken, token_id)
     if row is None:
         raise NotFound(f"token {token_id} not found", code="token_not_found")
     if row.revoked_at is not None:
         raise Conflict(f"token {token_id} is already revoked", code="token_revoked")
-    if row.label == ADMIN_TOKEN_LABEL:
+    if admin_token is not None and row.token_hash == hash_token(admin_token):
         raise Conflict("this is the configured admin token: change SPARKPILOT_ADMIN_TOKEN and restart instead",
                        code="admin_token")
     row.revoked_at = utcnow()
@@ -63,12 +66,18 @@ def revoke_token(session: Session, token_id: int, actor: User | None = None) -> 
 
 
 def ensure_admin_token(session: Session, token: str) -> User:
-    """Register the configured admin token for the admin user (idempotent)."""
+    """Register the configured admin token for the admin user (idempotent); one configured before it is revoked."""
     admin = get_or_create_user(session, ADMIN_USER, is_admin=True)
     digest = hash_token(token)
     if session.scalar(select(ApiToken).where(ApiToken.token_hash == digest)) is None:
         session.add(ApiToken(user_id=admin.id, token_hash=digest, label=ADMIN_TOKEN_LABEL))
         session.flush()
+    # SPARKPILOT_ADMIN_TOKEN was rotated: the old value must stop working, not live on in the database.
+    for old in session.scalars(select(ApiToken).where(ApiToken.label == ADMIN_TOKEN_LABEL, ApiToken.token_hash != digest,
+                                                      ApiToken.revoked_at.is_(None))):
+        old.revoked_at = utcnow()
+        audit.record(session, None, "token.revoked", "token", old.id, user=ADMIN_USER, label=ADMIN_TOKEN_LABEL,
+                     reason="SPARKPILOT_ADMIN_TOKEN rotated")
     return admin
 
 

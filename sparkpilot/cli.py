@@ -59,10 +59,11 @@ def token_list() -> None:
 def token_revoke(token_id: int = typer.Argument(..., help="the token's id (sparkpilot token list)")) -> None:
     """Revoke a token: from now on it authenticates nobody (recorded in the audit log)."""
     from sparkpilot.errors import SparkpilotError
+    from sparkpilot.settings import get_gateway_settings
 
     try:
         with session_scope() as s:
-            row = revoke_token(s, token_id)
+            row = revoke_token(s, token_id, admin_token=get_gateway_settings().admin_token)
             name = row.user.name
     except SparkpilotError as exc:
         console.print(f"[red]{exc.message}[/red]")

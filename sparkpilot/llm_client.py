@@ -31,6 +31,13 @@ class InferenceError(SparkpilotError):
     code = "inference_error"
 
 
+class InferenceRefused(InferenceError):
+    """The model server found the request itself bad (HTTP 400/422: too long, malformed): the caller's input."""
+
+    status_code = 422
+    code = "inference_refused"
+
+
 class _Retryable(Exception):
     """A 5xx answer, worth another try."""
 
@@ -170,6 +177,9 @@ class LLMClient:
             if resp.status_code == 404:
                 raise NotFound(f"model {body['model']!r} is not served: {(await resp.aread())[:300].decode(errors='replace')}",
                                code="model_not_found")
+            if resp.status_code in (400, 422):
+                raise InferenceRefused(f"the model server refused the request: "
+                                       f"{(await resp.aread())[:500].decode(errors='replace')}")
             if resp.status_code >= 400:
                 raise InferenceError(f"HTTP {resp.status_code}: {(await resp.aread())[:500].decode(errors='replace')}")
             async for line in resp.aiter_lines():

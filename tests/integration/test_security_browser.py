@@ -158,3 +158,18 @@ def test_allowed_domains_hold_for_links_and_redirects(api: httpx.Client, pages) 
                           allowed_domains=[f"{pages.url}/redirect"])
     assert "left the page" in (steps[0]["error"] or "") and "outside this run's allowed domains" in steps[0]["error"]
     assert steps[1]["observation"]["url"] == "about:blank"
+
+
+def test_a_typed_password_reaches_the_page_and_nothing_else(api: httpx.Client, pages) -> None:  # noqa: ANN001
+    secret = f"pw-{uuid.uuid4().hex[:10]}"
+    done, steps = _replay(api, [{"name": "fill", "target": "User", "text": "ada"},
+                                {"name": "fill", "target": "Password", "text": secret},
+                                {"name": "click", "target": "Sign in"}, {"name": "finish", "answer": "signed in"}],
+                          start_url=pages.url + "/password.html")
+    assert done["status"] == "succeeded", done["reason"]
+    assert steps[3]["observation"]["title"] == f"password of {len(secret)} characters"  # the page got it
+    assert steps[1]["action"]["args"]["text"] == "***" and steps[0]["action"]["args"]["text"] == "ada"
+    events = api.get(f"/api/v1/runs/{done['id']}/events").text
+    trajectory = api.get(f"/api/v1/runs/{done['id']}/trajectory").text
+    for record in (json.dumps(steps), events, trajectory):
+        assert secret not in record

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from services.gateway.deps import AdminUser, DB, MAX_INT, Offset
+from services.gateway.deps import AdminUser, DB, MAX_INT, Offset, Settings
 from sparkpilot import audit, auth
 from sparkpilot.admin_schemas import AuditEntryPublic, TokenCreate, TokenCreated, TokenPublic
 from sparkpilot.db.models import ApiToken
@@ -35,9 +35,10 @@ def create_token(body: TokenCreate, db: DB, admin: AdminUser) -> TokenCreated:
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenPublic)
-def revoke_token(token_id: Annotated[int, Path(ge=1, le=MAX_INT)], db: DB, admin: AdminUser) -> TokenPublic:
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=MAX_INT)], db: DB, admin: AdminUser,
+                 settings: Settings) -> TokenPublic:
     """Revoke a token; 404 unknown, 409 already revoked or the configured admin token."""
-    row = auth.revoke_token(db, token_id, actor=admin)
+    row = auth.revoke_token(db, token_id, actor=admin, admin_token=settings.admin_token)
     db.commit()
     return _public(row)
 

@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from sparkpilot.convert import to_markdown
 from sparkpilot.db.models import Chunk, Collection, Document, User
 from sparkpilot.errors import Conflict, InvalidInput, NotFound
 
@@ -122,21 +123,9 @@ def check_type(filename: str) -> str:
 
 def to_text(path: Path, name: str | None = None) -> str:
     """The file's text (Markdown for converted formats); ValueError with the reason (naming it `name`) if unreadable."""
-    ext = path.suffix.lower()
-    if ext in (".md", ".markdown", ".txt"):
+    if path.suffix.lower() in (".md", ".markdown", ".txt"):
         return path.read_text(errors="replace")
-    # One markitdown converter per type: MarkItDown.convert would fall back to plain text for a broken PDF.
-    from markitdown import StreamInfo
-    from markitdown.converters import DocxConverter, HtmlConverter, PdfConverter
-
-    converter = {".pdf": PdfConverter, ".docx": DocxConverter}.get(ext, HtmlConverter)()
-    try:
-        with path.open("rb") as fh:
-            text = converter.convert(fh, StreamInfo(extension=ext, filename=path.name)).text_content
-    except Exception as exc:  # each converter raises its parser's own errors; any of them means "unreadable"
-        first = (str(exc).splitlines() or [""])[0][:300]
-        raise ValueError(f"could not convert {name or path.name}: {type(exc).__name__}: {first}") from exc
-    return (text or "").replace("\x0c", "\n")
+    return to_markdown(path, name or path.name)  # in a child process with limits (sparkpilot/convert.py)
 
 
 def chunk_text(text: str, size: int = CHUNK_CHARS, overlap: int = OVERLAP_CHARS) -> list[str]:

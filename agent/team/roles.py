@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sparkpilot.errors import SparkpilotError
+from sparkpilot.convert import to_markdown
 from sparkpilot.run_files import resolve_in, write_file
 from sparkpilot.team_schemas import PlanStep
 
@@ -184,9 +185,7 @@ def convert(path: Path) -> str:
     """A file as text: Markdown from PDF, DOCX, HTML and friends via markitdown, plain text as is."""
     if path.suffix.lower() in (".txt", ".md", ".csv", ".json", ".log", ".py", ".yaml", ".yml", ".xml"):
         return path.read_text(errors="replace")
-    from markitdown import MarkItDown  # imported here: it loads converters the other agents never need
-
-    return MarkItDown(enable_plugins=False).convert(str(path)).text_content
+    return to_markdown(path, path.name, any_format=True)  # in a child process with limits
 
 
 @register

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from tests.docs_fixtures import make_docx, make_pdf
 from tests.helpers import wait_terminal
@@ -110,3 +111,20 @@ def test_a_document_grounded_run(api: httpx.Client, pages) -> None:  # noqa: ANN
     [searched, _] = api.get(f"/api/v1/runs/{run['id']}/steps").json()
     assert searched["error"] is None and "Hirtshals" in searched["action"]["result"]
     assert searched["action"]["result"].startswith("[1] notes.md (passage 1)")
+
+
+@pytest.mark.security
+def test_a_zip_bomb_document_is_refused_without_inflating_it(api: httpx.Client) -> None:
+    """A 30 KB DOCX whose document.xml expands to 30 MB: refused from the zip's directory, the gateway unharmed."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        zf.writestr("word/document.xml", "<w:document><w:body><w:p>" + "a" * 30_000_000 + "</w:p></w:body></w:document>")
+    col = _collection(api)
+    bomb = _upload(api, col["id"], "bomb.docx", buf.getvalue())
+    assert bomb.status_code == 201, bomb.text
+    assert bomb.json()["status"] == "failed" and "refused as a zip bomb" in bomb.json()["reason"], bomb.json()
+    assert _upload(api, col["id"], "fine.docx", make_docx(["The ferry leaves at nine."])).json()["status"] == "ready"

@@ -117,7 +117,7 @@ class Config:
         # The browser's egress proxy; its logs under /tmp, where Squid can write after dropping root.
         spawn("egress", [sys.executable, "-m", "services.egress", tempfile.mkdtemp(prefix="sparkpilot-egress-")])
         spawn("gateway", [str(BIN / "uvicorn"), "services.gateway.main:app", "--host", "127.0.0.1",
-                          "--port", str(self.port)])
+                          "--port", str(self.port), "--no-proxy-headers"])
         wait_until(lambda: httpx.get(self.base_url + "/health", timeout=2).status_code == 200, 60, "gateway")
         for i in range(self.workers):
             spawn(f"worker{i}", [str(BIN / "celery"), "-A", "services.worker.celery_app", "worker",

@@ -23,7 +23,8 @@ start() {  # name, command...
 host="$(setting host)"; port="$(setting port)"
 start inference "$PY" -m services.inference.serve
 start egress "$PY" -m services.egress  # Squid: the browser's only way out (workspace/egress/access.log: every request)
-start gateway "$VENV/bin/uvicorn" services.gateway.main:app --host "$host" --port "$port"
+# --no-proxy-headers: no client may claim another address with X-Forwarded-For (the per-IP rate limit keys on it).
+start gateway "$VENV/bin/uvicorn" services.gateway.main:app --host "$host" --port "$port" --no-proxy-headers
 start worker "$VENV/bin/celery" -A services.worker.celery_app worker -n "worker@%h"  # queue, concurrency, log level: settings
 start trainer "$VENV/bin/celery" -A services.trainer.celery_app worker -n "trainer@%h"
 

@@ -208,7 +208,8 @@ class Stack:
     def start_gateway(self) -> None:
         """Start uvicorn and wait until it answers."""
         self.gateway = self._spawn("gateway", [str(BIN / "uvicorn"), "services.gateway.main:app",
-                                               "--host", "127.0.0.1", "--port", str(self.port)])
+                                               "--host", "127.0.0.1", "--port", str(self.port),
+                                               "--no-proxy-headers"])
         wait_for(lambda: httpx.get(self.base_url + "/health", timeout=2).status_code == 200, 30, "gateway up")
 
     def start_worker(self, concurrency: int = 2) -> None:

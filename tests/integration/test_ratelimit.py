@@ -37,6 +37,9 @@ def test_limits_per_token_and_per_ip(base_env: dict[str, str]) -> None:
         ip_limited = httpx.get(stack.base_url + "/api/v1/runs", headers=other)
         assert codes == [200, 200, 200]
         assert ip_limited.status_code == 429 and "this ip" in ip_limited.json()["error"]["message"]
+        # A client cannot claim another address: X-Forwarded-For is not trusted, not even from loopback.
+        spoofed = httpx.get(stack.base_url + "/api/v1/runs", headers={**other, "X-Forwarded-For": "10.9.9.9"})
+        assert spoofed.status_code == 429 and "this ip" in spoofed.json()["error"]["message"]
         # Unauthenticated requests count per IP too; health and metrics are never limited.
         assert httpx.get(stack.base_url + "/api/v1/runs").status_code == 429
         assert httpx.get(stack.base_url + "/health").status_code == 200

@@ -212,6 +212,7 @@ def test_gateway_command_runs_migrations_then_the_real_asgi_app(services: dict) 
     assert callable(import_attr(spec))
     assert inner[inner.index("--host") + 1] == "0.0.0.0"
     assert inner[inner.index("--port") + 1] == "8000"
+    assert "--no-proxy-headers" in inner  # X-Forwarded-For is never trusted
 
 
 def test_sparkpilot_console_script_has_db_upgrade() -> None:

@@ -28,6 +28,11 @@ def get_db() -> Iterator[Session]:
         yield session
 
 
+# WebSocket clients that cannot send headers (browsers) offer these subprotocols: the name, and the token.
+WS_PROTOCOL = "sparkpilot"
+WS_TOKEN_PREFIX = "bearer."
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token from an 'Authorization: Bearer …' header."""
     if not authorization:

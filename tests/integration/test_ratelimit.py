@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import uuid
 from pathlib import Path
 
 import httpx
 
-from tests.helpers import Stack
+from tests.helpers import Stack, ws_collect
 
 
 def test_limits_per_token_and_per_ip(base_env: dict[str, str]) -> None:
@@ -38,8 +39,11 @@ def test_limits_per_token_and_per_ip(base_env: dict[str, str]) -> None:
         assert codes == [200, 200, 200]
         assert ip_limited.status_code == 429 and "this ip" in ip_limited.json()["error"]["message"]
         # A client cannot claim another address: X-Forwarded-For is not trusted, not even from loopback.
-        spoofed = httpx.get(stack.base_url + "/api/v1/runs", headers={**other, "X-Forwarded-For": "10.9.9.9"})
+        spoofed = httpx.get(stack.base_url + "/api/v1/runs", headers={"X-Forwarded-For": "10.9.9.9"})
         assert spoofed.status_code == 429 and "this ip" in spoofed.json()["error"]["message"]
+        # A WebSocket handshake counts too: past the limit it is closed with 4429.
+        ws_url = stack.base_url.replace("http", "ws") + "/api/v1/runs/any/ws"
+        assert asyncio.run(ws_collect(ws_url, made.json()["token"]))[1] == 4429
         # Unauthenticated requests count per IP too; health and metrics are never limited.
         assert httpx.get(stack.base_url + "/api/v1/runs").status_code == 429
         assert httpx.get(stack.base_url + "/health").status_code == 200

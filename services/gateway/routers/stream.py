@@ -15,7 +15,8 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from services.gateway.event_hub import RESYNC, get_hub
-from services.gateway.deps import CurrentUser, DB, EventId, MAX_INT, Settings, Unauthorized, authenticate, bearer_token
+from services.gateway.deps import (CurrentUser, DB, EventId, MAX_INT, WS_PROTOCOL, WS_TOKEN_PREFIX, Settings, Unauthorized,
+                                  authenticate, bearer_token)
 from sparkpilot import runs, training
 from sparkpilot.control import WATCH_TTL_S, frames_channel, watch_key
 from sparkpilot.redis_client import get_async_redis
@@ -124,10 +125,6 @@ async def sse_job_events(job_id: str, db: DB, user: CurrentUser, settings: Setti
     training.get_job(db, job_id, user)
     db.close()
     return await _sse(job_stream(job_id), after if last_event_id is None else last_event_id, settings.sse_ping_s)
-
-
-WS_PROTOCOL = "sparkpilot"
-WS_TOKEN_PREFIX = "bearer."
 
 
 def _ws_token(websocket: WebSocket) -> str | None:

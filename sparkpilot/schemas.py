@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -327,6 +327,10 @@ class RunsFilter(BaseModel):
     model: str | None = Field(default=None, max_length=200)
     since: datetime | None = None
     until: datetime | None = None
+    # Whose runs the job learns from, by user name; None: only the runs of the user who starts the job.
+    # One user's data trains into an adapter others use only when an admin names that user here.
+    users: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(default=None, min_length=1,
+                                                                                     max_length=100)
 
     @field_validator("tasks")
     @classmethod

@@ -6,17 +6,47 @@ call these. A job's `done_phases` is its checkpoint: a re-queued job skips what 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from sparkpilot.db.models import JOB_TERMINAL, JobStatus, TrainingJob, User, utcnow
-from sparkpilot.errors import Conflict, NotFound
+from sparkpilot.db.models import JOB_TERMINAL, JobStatus, RunStatus, TrainingJob, User, utcnow
+from sparkpilot.errors import Conflict, InvalidInput, NotFound
 from sparkpilot.events import add_job_event
 from sparkpilot.schemas import TrainingJobCreate
+from sparkpilot.trajectory import TrajectoryFilter
 
 CANCELLED = "cancelled by user"
+
+
+def runs_filter(session: Session, spec: dict[str, Any], owner_id: int) -> TrajectoryFilter:
+    """The trajectory filter of a job's `dataset.runs` spec: successful runs of the named users only (the owner's
+    when none are named); 422 for a user name nobody has."""
+    names = spec.get("users")
+    if names:
+        found = dict(session.execute(select(User.name, User.id).where(User.name.in_(names))).all())
+        unknown = sorted(set(names) - set(found))
+        if unknown:
+            raise InvalidInput(f"dataset.runs.users: no user called {', '.join(map(repr, unknown))}", code="unknown_user")
+        user_ids = sorted(found.values())
+    else:
+        user_ids = [owner_id]
+    return TrajectoryFilter(status=RunStatus.succeeded,
+                            policy=None if spec.get("policy") == "all" else spec.get("policy", "model"),
+                            min_reward=spec.get("min_reward"), model=spec.get("model"), tasks=spec.get("tasks"),
+                            since=as_utc(spec.get("since")), until=as_utc(spec.get("until")), user_ids=user_ids)
+
+
+def as_utc(value: Any) -> datetime | None:
+    """A datetime from its ISO form (as a job spec stores it), UTC when it names no zone; None stays None."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def create_job(session: Session, user: User, body: TrainingJobCreate) -> TrainingJob:

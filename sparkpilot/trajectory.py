@@ -77,7 +77,7 @@ class TrajectoryFilter:
     model: str | None = None  # the run's model: base name, NAME@vN, or NAME (any version)
     since: datetime | None = None
     until: datetime | None = None
-    user_id: int | None = None
+    user_ids: list[int] | None = None  # whose runs (None: everyone's; a training job always names them)
     tasks: list[str] | None = None  # MiniWoB task names (any of them)
     include_eval: bool = False  # evaluation episodes of training jobs are held out from training data
 
@@ -96,23 +96,26 @@ class TrajectoryFilter:
         return True
 
 
-def iter_records(session: Session, flt: TrajectoryFilter | None = None) -> Iterator[TrajectoryStep]:
-    """Records of every run the filter keeps, oldest run first."""
-    flt = flt or TrajectoryFilter()
+def matching_runs(session: Session, flt: TrajectoryFilter) -> list[Run]:
+    """The runs the filter keeps, oldest first."""
     query = select(Run).order_by(Run.created_at)
     if flt.status is not None:
         query = query.where(Run.status == flt.status)
-    if flt.user_id is not None:
-        query = query.where(Run.user_id == flt.user_id)
+    if flt.user_ids is not None:
+        query = query.where(Run.user_id.in_(flt.user_ids))
     if flt.min_reward is not None:
         query = query.where(Run.reward >= flt.min_reward)
     if flt.since is not None:
         query = query.where(Run.created_at >= flt.since)
     if flt.until is not None:
         query = query.where(Run.created_at < flt.until)
-    for run in session.scalars(query).all():
-        if flt.matches(run):
-            yield from run_records(session, run)
+    return [run for run in session.scalars(query).all() if flt.matches(run)]
+
+
+def iter_records(session: Session, flt: TrajectoryFilter | None = None) -> Iterator[TrajectoryStep]:
+    """Records of every run the filter keeps, oldest run first."""
+    for run in matching_runs(session, flt or TrajectoryFilter()):
+        yield from run_records(session, run)
 
 
 def run_file(directory: Path, run: Run) -> Path:

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from services.trainer.dataset import prepare as prepare_examples
-from sparkpilot import registry, runs
+from sparkpilot import registry, runs, training
 from sparkpilot.db.models import AdapterAlias, Run, RunStatus, TrainingDataset, TrainingJob, User
 from sparkpilot.db.session import session_scope
-from sparkpilot.errors import SparkpilotError
+from sparkpilot.errors import InvalidInput, SparkpilotError
 from sparkpilot.queue import enqueue_run
 from sparkpilot.schemas import MiniwobEnv, RunCreate
 from sparkpilot.settings import ROOT, TrainerSettings, get_inference_settings
-from sparkpilot.trajectory import TrajectoryFilter, TrajectoryStep, iter_records, read_jsonl
+from sparkpilot.trajectory import TrajectoryStep, iter_records, read_jsonl
 
 
 LOSS_POINTS = 2000  # of the loss curve kept in the job's live progress
@@ -52,7 +52,7 @@ def prepare(job: TrainingJob, settings: TrainerSettings, progress: Callable[...,
     """Select the runs, build the examples, write train/val JSONL and the HF datasets folder."""
     hp = job.hyperparameters
     with session_scope() as s:
-        records = job_records(s, job.dataset)
+        records = job_records(s, job.dataset, job.user_id)
         prepared = prepare_examples(records, hp["val_fraction"], hp["balance_repeat"], hp["seed"])
     if not prepared.train:
         raise PhaseFailed(f"no training examples: {prepared.stats.get('records', 0)} recorded steps matched the dataset "
@@ -69,28 +69,19 @@ def prepare(job: TrainingJob, settings: TrainerSettings, progress: Callable[...,
     return prepared.stats
 
 
-def job_records(session, dataset: dict[str, Any]) -> list[TrajectoryStep]:  # noqa: ANN001
-    """The trajectory records a job's dataset spec names: an uploaded file, or the recorded runs a filter keeps."""
+def job_records(session, dataset: dict[str, Any], owner_id: int) -> list[TrajectoryStep]:  # noqa: ANN001
+    """The trajectory records a job's dataset spec names: an uploaded file, or the recorded runs of the users it
+    may learn from (its owner's, or those it names) that a filter keeps."""
     if dataset.get("dataset_id"):
         row = session.get(TrainingDataset, dataset["dataset_id"])
         if row is None:
             raise PhaseFailed(f"dataset {dataset['dataset_id']!r} no longer exists")
         return list(read_jsonl(Path(row.path)))
-    spec = dataset.get("runs") or {}
-    flt = TrajectoryFilter(status=RunStatus.succeeded,
-                           policy=None if spec.get("policy") == "all" else spec.get("policy", "model"),
-                           min_reward=spec.get("min_reward"), model=spec.get("model"), tasks=spec.get("tasks"),
-                           since=_dt(spec.get("since")), until=_dt(spec.get("until")))
+    try:
+        flt = training.runs_filter(session, dataset.get("runs") or {}, owner_id)
+    except InvalidInput as exc:  # a named user was deleted since the job was queued
+        raise PhaseFailed(exc.message) from exc
     return list(iter_records(session, flt))
-
-
-def _dt(value: str | None):  # noqa: ANN202
-    from datetime import datetime, timezone
-
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 # ---------------------------------------------------------------- train
@@ -242,7 +233,7 @@ def reusable_episodes(session, model: str, spec: dict[str, Any]) -> dict[tuple[s
     """Finished greedy evaluation runs of `model` since `spec['reuse_since']`: {(task, seed): run id}, latest first."""
     if not spec.get("reuse_since"):
         return {}
-    since = _dt(spec["reuse_since"])
+    since = training.as_utc(spec["reuse_since"])
     rows = (session.query(Run).filter(Run.model == model, Run.created_at >= since, Run.max_steps == spec["max_steps"],
                                       Run.status.in_([RunStatus.succeeded, RunStatus.failed]))
             .order_by(Run.created_at.desc()))

@@ -118,3 +118,22 @@ def test_evaluation_reuses_only_finished_greedy_eval_episodes_of_the_same_versio
     assert reusable_episodes(db, "learner@v1", EvalSpec(**EVAL).model_dump(mode="json")) == {}  # off by default
     later = EvalSpec(**EVAL, reuse_since=utcnow() + timedelta(seconds=5)).model_dump(mode="json")
     assert reusable_episodes(db, "learner@v1", later) == {}
+
+
+@pytest.mark.security
+def test_a_job_learns_only_from_the_users_it_names(db, admin) -> None:  # noqa: ANN001
+    """One user's runs never train into another's adapter unless an admin names that user in the job."""
+    from sparkpilot.auth import get_or_create_user
+    from sparkpilot.errors import InvalidInput
+    from sparkpilot.trajectory import matching_runs
+
+    alice, bob = get_or_create_user(db, "alice"), get_or_create_user(db, "bob")
+    mine = _eval_run(db, admin, 0, "agent", RunStatus.succeeded, purpose=None)
+    alices = _eval_run(db, alice, 1, "agent", RunStatus.succeeded, purpose=None)
+    _eval_run(db, bob, 2, "agent", RunStatus.succeeded, purpose=None)
+    ids = lambda flt: {r.id for r in matching_runs(db, flt)}  # noqa: E731
+    assert ids(training.runs_filter(db, {"policy": "model"}, admin.id)) == {mine.id}  # by default: the owner's own
+    assert ids(training.runs_filter(db, {"policy": "model", "users": ["admin", "alice"]}, admin.id)) == {mine.id, alices.id}
+    with pytest.raises(InvalidInput, match="no user called 'carol'") as exc:
+        training.runs_filter(db, {"users": ["alice", "carol"]}, admin.id)
+    assert exc.value.code == "unknown_user"

@@ -15,12 +15,12 @@ from services.gateway.deps import AdminUser, CurrentUser, DB, Offset, Settings
 from services.trainer.dataset import completion_for
 from agent.miniwob import html_dir
 from sparkpilot import audit, registry, training
-from sparkpilot.db.models import RunStatus, TrainingDataset, User
+from sparkpilot.db.models import TrainingDataset, User
 from sparkpilot.errors import InvalidInput, NotFound
 from sparkpilot.queue import enqueue_job
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import DatasetPublic, Paginated, TrainingJobCreate, TrainingJobPublic, TrainingMetrics
-from sparkpilot.trajectory import TrajectoryFilter, iter_records, parse_upload, read_jsonl
+from sparkpilot.trajectory import iter_records, parse_upload, read_jsonl
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"])
 
@@ -39,10 +39,7 @@ def _has_examples(db: DB, body: TrainingJobCreate, user: User) -> bool:
         if row is None or (row.user_id != user.id and not user.is_admin):
             raise NotFound(f"dataset {body.dataset.dataset_id!r} not found", code="dataset_not_found")
         return any(completion_for(record) is not None for record in read_jsonl(Path(row.path)))
-    spec = body.dataset.runs
-    flt = TrajectoryFilter(status=RunStatus.succeeded, policy=None if spec.policy == "all" else spec.policy,
-                           min_reward=spec.min_reward, model=spec.model, tasks=spec.tasks, since=spec.since,
-                           until=spec.until)
+    flt = training.runs_filter(db, body.dataset.runs.model_dump(), user.id)
     return any(completion_for(record) is not None for record in iter_records(db, flt))
 
 

@@ -38,6 +38,7 @@ from sparkpilot.settings import WorkerSettings
 from sparkpilot.urls import navigation_refusal, url_allowed
 
 log = logging.getLogger(__name__)
+AUDITED_BLOCKS = 50  # distinct blocked URLs audited per run; the rest only counted
 STEP_PHASES = ("observe", "prompt", "model", "parse_guard", "approval", "act", "persist")
 
 
@@ -100,6 +101,7 @@ class WorkerHooks(Hooks):
         self.writer = OrderedWriter(f"recorder-{run_id}")
         self.blocked: list[str] = []  # requests the network policy refused since the model last heard of them
         self.left_for_error = False  # a top-level navigation was refused since the last guard_pages
+        self.blocks, self.audited = 0, set()  # requests refused, and the distinct URLs audited
         self.downloads: list[Any] = []  # Playwright downloads started since the last action
         self.live_view = LiveView(run_id, get_redis())
         self.human_since: float | None = None  # when a person took control
@@ -167,13 +169,22 @@ class WorkerHooks(Hooks):
         if request.is_navigation_request() and self._top_level(request):
             self.left_for_error = True  # Chromium shows its error page: guard_pages goes back from it
         self.blocked.append(reason)
+        self.blocks += 1
+        url = request.url[:500]
+        # One audit entry per distinct URL (and at most AUDITED_BLOCKS a run): a page that retries a request in a
+        # loop must not flood the log; close() adds the run's total.
+        if url in self.audited or len(self.audited) >= AUDITED_BLOCKS:
+            return
+        self.audited.add(url)
         log.warning("run %s: %s", self.run_id, reason)
+        self._audit("network.blocked", url=url, navigation=request.is_navigation_request())
+
+    def _audit(self, action: str, **details: Any) -> None:
         try:
             with session_scope() as s:
-                audit.record(s, "worker", "network.blocked", "run", self.run_id, url=request.url[:500],
-                             navigation=request.is_navigation_request())
+                audit.record(s, "worker", action, "run", self.run_id, **details)
         except SQLAlchemyError as exc:  # a route handler must never raise into Playwright
-            log.warning("run %s: the block was not audited (%s)", self.run_id, exc)
+            log.warning("run %s: %s was not audited (%s)", self.run_id, action, exc)
 
     def guard_pages(self) -> None:
         """Leave any page that ended up where the run may not be (a scheme other than http(s), or off its domains).
@@ -249,6 +260,8 @@ class WorkerHooks(Hooks):
 
     def close(self) -> None:
         """At the run's end: write what is still queued, stop the writer, close the browser context."""
+        if self.blocks:
+            self._audit("network.summary", requests=self.blocks, distinct_urls_audited=len(self.audited))
         try:
             self.writer.flush()
         except Exception as exc:  # noqa: BLE001 - the run's end is written by the caller either way

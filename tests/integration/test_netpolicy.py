@@ -29,6 +29,10 @@ def test_page_loads_and_navigations_to_private_addresses_are_blocked(api: httpx.
     urls = {e["details"]["url"] for e in entries if e["target_id"] == run["id"]}
     assert {local + "/index.html?img", "http://169.254.169.254/latest/meta-data/", local + "/index.html"} <= urls
     assert all(e["actor"] == "worker" for e in entries)
+    assert len(urls) == len([e for e in entries if e["target_id"] == run["id"]])  # one entry per distinct URL
+    total = api.get("/api/v1/admin/audit", params={"action": "network.summary", "limit": 50}).json()["items"]
+    [mine] = [e for e in total if e["target_id"] == run["id"]]
+    assert mine["details"]["requests"] >= 3 and mine["details"]["distinct_urls_audited"] == len(urls)
 
 
 def test_a_blocked_start_url_fails_the_run_with_the_reason(api: httpx.Client, pages) -> None:  # noqa: ANN001

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_ADMIN_TOKEN = "change-me"
 MIN_ADMIN_TOKEN_CHARS = 20
+TEMPLATE_PASSWORDS = ("sparkpilot", "change-me")  # .env.template's database and Grafana passwords
 # Tests point this at an empty file so a developer's .env cannot leak into them.
 ENV_FILE = os.environ.get("SPARKPILOT_ENV_FILE") or ROOT / ".env"
 
@@ -155,6 +157,10 @@ class GatewaySettings(CommonSettings):
             raise ValueError(
                 "SPARKPILOT_ADMIN_TOKEN is still the template value; set a secret outside dev"
             )
+        password = urlsplit(self.database_url).password
+        if self.deployment != "dev" and password in TEMPLATE_PASSWORDS:
+            raise ValueError("the database password is still the template's (POSTGRES_PASSWORD / DATABASE_URL); "
+                             "set a secret outside dev (`make up` writes a random one into a new .env)")
         if self.deployment != "dev" and len(self.admin_token) < MIN_ADMIN_TOKEN_CHARS:
             raise ValueError(f"SPARKPILOT_ADMIN_TOKEN has {len(self.admin_token)} characters; outside dev it needs at "
                              f"least {MIN_ADMIN_TOKEN_CHARS} (`make up` writes a random one of 41)")

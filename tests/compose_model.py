@@ -78,6 +78,8 @@ class Compose:
         self.dotenv.setdefault("SPARKPILOT_ADMIN_TOKEN", "x" * 24)
         if self.dotenv["SPARKPILOT_ADMIN_TOKEN"] == "change-me":
             self.dotenv["SPARKPILOT_ADMIN_TOKEN"] = "a-real-secret-made-by-make-up"
+        if self.dotenv.get("POSTGRES_PASSWORD", "sparkpilot") == "sparkpilot":  # make up writes a random one
+            self.dotenv["POSTGRES_PASSWORD"] = "a-random-password-made-by-make-up"
         self.raw = yaml.safe_load(COMPOSE_FILE.read_text())
         self.data = interpolate(self.raw, self.dotenv)
         self.services: dict[str, dict[str, Any]] = self.data["services"]

@@ -41,3 +41,13 @@ def test_the_old_name_of_the_deployment_setting_is_refused_not_ignored(settings_
     monkeypatch.delenv("SPARKPILOT_ENV")
     monkeypatch.setenv("SPARKPILOT_DEPLOYMENT", "prod")
     assert CommonSettings().deployment == "prod"
+
+
+def test_the_template_database_password_is_refused_outside_dev(settings_override, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SPARKPILOT_DEPLOYMENT", "prod")
+    monkeypatch.setenv("SPARKPILOT_ADMIN_TOKEN", "x" * 32)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://sparkpilot:sparkpilot@postgres:5432/sparkpilot")
+    with pytest.raises(ValidationError, match="database password is still the template"):
+        GatewaySettings()
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://sparkpilot:0a1b2c3d4e5f@postgres:5432/sparkpilot")
+    assert GatewaySettings().deployment == "prod"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
 from functools import lru_cache
 
 from celery import Celery
@@ -50,3 +53,36 @@ def enqueue_job(job_id: str) -> None:
 def queue_depth() -> int:
     """Messages waiting on the run queue (Celery's Redis transport keeps a list per queue)."""
     return int(get_redis().llen(get_settings().queue_name))
+
+
+# Celery's Redis transport (kombu) keeps each message a worker took but has not acked in a hash, with the time
+# it was taken in a sorted set; it restores one to its queue only after the visibility timeout (900 s).
+UNACKED, UNACKED_INDEX = "unacked", "unacked_index"
+
+
+def stranded_runs(client, queue_name: str, older_than_s: float) -> dict[str, str]:  # noqa: ANN001 - a redis.Redis
+    """{delivery tag: run id} of the messages of `queue_name` that a worker took over `older_than_s` ago and never
+    acked. A worker acks a run's message only when the run ends, so the caller keeps those whose run is still
+    queued: a worker killed between taking the message and claiming the run left them there."""
+    found = {}
+    for tag in client.zrangebyscore(UNACKED_INDEX, "-inf", time.time() - older_than_s):
+        raw = client.hget(UNACKED, tag)
+        if raw is None:
+            continue
+        try:
+            message, _exchange, routing_key = json.loads(raw)
+            if routing_key != queue_name:
+                continue
+            args = json.loads(base64.b64decode(message["body"]))[0]
+            found[tag.decode() if isinstance(tag, bytes) else tag] = str(args[0]["run_id"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            continue  # not a run message of ours
+    return found
+
+
+def forget_delivery(client, tag: str) -> None:  # noqa: ANN001 - a redis.Redis
+    """Drop a stranded message's unacked entry once its run was sent again (no second restore in 900 s)."""
+    pipe = client.pipeline()
+    pipe.hdel(UNACKED, tag)
+    pipe.zrem(UNACKED_INDEX, tag)
+    pipe.execute()

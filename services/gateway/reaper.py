@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from sparkpilot import plans, runs
+from sparkpilot import plans, queue, runs
 from sparkpilot.db.models import JobStatus, Run, RunStatus, TrainingJob
 from sparkpilot.db.session import session_scope
 from sparkpilot.errors import Unavailable
@@ -22,8 +22,9 @@ from sparkpilot.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 
-def reap_once(stale_after_s: float, max_attempts: int = 1) -> int:
-    """One sweep: requeue, fail or cancel runs with a stale heartbeat, end expired plan waits; how many it touched."""
+def reap_once(stale_after_s: float, max_attempts: int = 1, queue_name: str | None = None) -> int:
+    """One sweep: requeue, fail or cancel runs with a stale heartbeat, end expired plan waits, send again the
+    queued runs whose message a dead worker took; how many it touched."""
     with session_scope() as s:
         events, requeued = runs.reap_stale_runs(s, stale_after_s, max_attempts)
         events += plans.expire_plan_waits(s)
@@ -32,7 +33,33 @@ def reap_once(stale_after_s: float, max_attempts: int = 1) -> int:
         log.warning("run %s: %s by the reaper", ev.run_id, ev.payload.get("reason"))
     for run_id in requeued:
         enqueue_run(run_id)  # Unavailable (Redis down) leaves it queued: the QueueGuard re-sends it
-    return len(events)
+    return len(events) + (resend_stranded(queue_name, stale_after_s) if queue_name else 0)
+
+
+def resend_stranded(queue_name: str, stale_after_s: float) -> int:
+    """Send again each queued run whose message a worker took `stale_after_s` ago and never started (it died in
+    between); the run's lock and conditional claim drop a second delivery if that worker was alive after all."""
+    client = get_redis()
+    try:
+        stranded = queue.stranded_runs(client, queue_name, stale_after_s)
+    except redis.RedisError as exc:  # Redis is down: nothing can be sent now; the QueueGuard re-sends once it is back
+        log.debug("reaper: stranded messages not checked: %s", exc)
+        return 0
+    if not stranded:
+        return 0
+    with session_scope() as s:
+        waiting = set(s.scalars(select(Run.id).where(Run.id.in_(set(stranded.values())), Run.status == RunStatus.queued)))
+    sent = 0
+    for tag, run_id in stranded.items():
+        if run_id in waiting:
+            enqueue_run(run_id)  # Unavailable goes to the loop, which has the QueueGuard send every queued run
+            try:
+                queue.forget_delivery(client, tag)
+            except redis.RedisError as exc:  # a second delivery later is dropped by the run's claim anyway
+                log.debug("reaper: delivery %s not forgotten: %s", tag, exc)
+            log.warning("run %s: its message was taken by a worker that never started it; sent again", run_id)
+            sent += 1
+    return sent
 
 
 class QueueGuard:
@@ -71,7 +98,7 @@ async def reaper_loop(settings: GatewaySettings) -> None:
     guard = QueueGuard()
     while True:
         try:
-            await run_in_threadpool(reap_once, settings.run_stale_after_s, settings.max_attempts)
+            await run_in_threadpool(reap_once, settings.run_stale_after_s, settings.max_attempts, settings.queue_name)
         except SQLAlchemyError as exc:
             log.warning("reaper: database unavailable: %s", exc)
         except Unavailable as exc:

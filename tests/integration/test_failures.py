@@ -109,3 +109,48 @@ def test_redis_down_gives_503_and_degraded_then_recovers(private_redis_stack, pa
         again = api.post("/api/v1/runs", json=body)
         assert again.status_code == 201, again.text
         assert wait_terminal(api, again.json()["id"])["status"] == "succeeded"
+
+
+TAKE_AND_DIE = """
+import os, signal, sys
+from kombu import Connection
+with Connection(sys.argv[1]) as conn:
+    message = conn.default_channel.basic_get(sys.argv[2], no_ack=False)  # taken, as a worker's prefetch does
+    assert message is not None, "nothing on the queue"
+    print(message.delivery_tag, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # dies before starting the run: nothing is acked or restored
+"""
+
+
+def test_a_run_whose_message_a_dead_worker_took_is_sent_again(base_env, tmp_path, pages) -> None:  # noqa: ANN001
+    """A worker SIGKILLed between taking a run's message and claiming the run: the broker would hold the message
+    for its visibility timeout (900 s); the reaper sends the run again once the delivery is stale."""
+    import subprocess
+    import sys
+    import uuid
+
+    from sparkpilot.db.migrate import upgrade
+    from sparkpilot.queue import UNACKED
+    from sparkpilot.redis_client import get_redis
+    from tests.helpers import Stack
+
+    env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'stranded.db'}", SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"),
+               SPARKPILOT_QUEUE_NAME=f"test-stranded-{uuid.uuid4().hex[:8]}")
+    upgrade(env["DATABASE_URL"])
+    stack = Stack(env=env, logdir=tmp_path)
+    stack.start_gateway()  # no worker yet: the run's message waits on the queue
+    try:
+        api = httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30)
+        run = api.post("/api/v1/runs", json={"task": "stranded", "start_url": pages.url + "/index.html", **FINISH}).json()
+        taken = subprocess.run([sys.executable, "-c", TAKE_AND_DIE, env["REDIS_URL"], env["SPARKPILOT_QUEUE_NAME"]],
+                               capture_output=True, text=True, timeout=60)
+        assert taken.returncode == -signal.SIGKILL, taken.stderr
+        tag = taken.stdout.strip()
+        assert get_redis(env["REDIS_URL"]).hexists(UNACKED, tag)  # held for a worker that no longer exists
+        stack.start_worker()
+        done = wait_terminal(api, run["id"], timeout=60)  # the reaper's stale delay (8 s here), then the run itself
+        assert done["status"] == "succeeded" and done["attempts"] == 1, done
+        assert not get_redis(env["REDIS_URL"]).hexists(UNACKED, tag)  # and it will not be delivered a second time
+        api.close()
+    finally:
+        stack.stop()

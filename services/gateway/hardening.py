@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,14 +55,18 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _has_nul(value: Any) -> bool:
+def _nul_at(value: Any, path: str = "body") -> str | None:
+    """Where in a JSON value a string (or key) holds a NUL, e.g. `body.actions[0].answer`; None if nowhere."""
     if isinstance(value, str):
-        return "\x00" in value
+        return path if "\x00" in value else None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        for k, v in value.items():
+            found = f"{path}.{k!r}" if "\x00" in k else _nul_at(v, f"{path}.{k}")
+            if found:
+                return found
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        return next((found for i, v in enumerate(value) if (found := _nul_at(v, f"{path}[{i}]"))), None)
+    return None
 
 
 class RefuseNul:
@@ -74,10 +78,12 @@ class RefuseNul:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
-        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+        query = scope.get("query_string", b"").decode("latin-1")
+        if "\x00" in scope["path"] or "%00" in query:
             if scope["type"] == "websocket":
                 return await send({"type": "websocket.close", "code": 4422})
-            return await _refuse(scope, receive, send, "the URL")
+            names = [k for k, v in parse_qsl(query, keep_blank_values=True) if "\x00" in k or "\x00" in v]
+            return await _refuse(scope, receive, send, f"query parameter {names[0]!r}" if names else "the URL path")
         headers = dict(scope["headers"])
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") \
                 or b"json" not in headers.get(b"content-type", b""):
@@ -92,11 +98,11 @@ class RefuseNul:
             more = message.get("more_body", False)
         if b"\\u0000" in body:
             try:
-                nul = _has_nul(json.loads(body))
+                where = _nul_at(json.loads(body))
             except ValueError:
-                nul = False  # not JSON: the route answers 422 for that itself
-            if nul:
-                return await _refuse(scope, receive, send, "a text field")
+                where = None  # not JSON: the route answers 422 for that itself
+            if where:
+                return await _refuse(scope, receive, send, where)
 
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()

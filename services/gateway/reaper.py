@@ -33,12 +33,14 @@ def reap_once(stale_after_s: float, max_attempts: int = 1, queue_name: str | Non
         log.warning("run %s: %s by the reaper", ev.run_id, ev.payload.get("reason"))
     for run_id in requeued:
         enqueue_run(run_id)  # Unavailable (Redis down) leaves it queued: the QueueGuard re-sends it
-    return len(events) + (resend_stranded(queue_name, stale_after_s) if queue_name else 0)
+    return len(events) + (resend_stranded(queue_name, stale_after_s, set(requeued)) if queue_name else 0)
 
 
-def resend_stranded(queue_name: str, stale_after_s: float) -> int:
+def resend_stranded(queue_name: str, stale_after_s: float, sent: set[str] | None = None) -> int:
     """Send again each queued run whose message a worker took `stale_after_s` ago and never started (it died in
-    between); the run's lock and conditional claim drop a second delivery if that worker was alive after all."""
+    between); the run's lock and conditional claim drop a second delivery if that worker was alive after all.
+    Runs in `sent` (just handed back by the reaper) only lose their dead worker's delivery: they are on the queue."""
+    sent = set(sent or ())
     client = get_redis()
     try:
         stranded = queue.stranded_runs(client, queue_name, stale_after_s)
@@ -49,17 +51,19 @@ def resend_stranded(queue_name: str, stale_after_s: float) -> int:
         return 0
     with session_scope() as s:
         waiting = set(s.scalars(select(Run.id).where(Run.id.in_(set(stranded.values())), Run.status == RunStatus.queued)))
-    sent = 0
+    resent = 0
     for tag, run_id in stranded.items():
         if run_id in waiting:
-            enqueue_run(run_id)  # Unavailable goes to the loop, which has the QueueGuard send every queued run
+            if run_id not in sent:
+                enqueue_run(run_id)  # Unavailable goes to the loop, which has the QueueGuard send every queued run
+                log.warning("run %s: its message was taken by a worker that never started it; sent again", run_id)
+                sent.add(run_id)
+                resent += 1
             try:
                 queue.forget_delivery(client, tag)
             except redis.RedisError as exc:  # a second delivery later is dropped by the run's claim anyway
                 log.debug("reaper: delivery %s not forgotten: %s", tag, exc)
-            log.warning("run %s: its message was taken by a worker that never started it; sent again", run_id)
-            sent += 1
-    return sent
+    return resent
 
 
 class QueueGuard:

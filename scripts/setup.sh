@@ -25,8 +25,11 @@ chromium="${SPARKPILOT_CHROMIUM_PATH:-/usr/bin/chromium}"
 [ -x "$chromium" ] || die "Chromium not found at $chromium"
 # The browser's egress proxy (services/egress): Squid, started by `make up`, never the system's own service.
 command -v squid >/dev/null || [ -x /usr/sbin/squid ] || apt_install squid
-# The Coder agent's sandbox (services/worker/sandbox.py): bubblewrap namespaces.
+# The Coder agent's sandbox (services/worker/sandbox.py): bubblewrap namespaces, a libseccomp filter,
+# setpriv and prlimit (util-linux).
 command -v bwrap >/dev/null || apt_install bubblewrap
+ldconfig -p | grep -q 'libseccomp\.so\.2' || apt_install libseccomp2
+command -v prlimit >/dev/null && command -v setpriv >/dev/null || apt_install util-linux
 # The tests cross-check their compose resolver against a real `docker-compose config` (Debian's v1; no engine needed).
 if [ -n "$extras" ]; then command -v docker-compose >/dev/null || apt_install docker-compose; fi
 # The tests call a reference MCP server (mcp-server-fetch) as agents' tools: its own venv (it needs mcp 2.x).

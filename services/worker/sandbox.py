@@ -1,20 +1,28 @@
-"""Run untrusted Python (the Coder agent's code) in a sandbox: bubblewrap namespaces plus resource limits.
+"""Run untrusted Python (the Coder agent's code) in a sandbox: bubblewrap namespaces, a seccomp filter, limits.
 
-The child runs as the unprivileged `nobody` user in fresh user, PID, network, IPC and UTS namespaces
-(`bwrap --unshare-all`): no network at all (its own empty loopback), a read-only /usr and /etc, a private
-/tmp that vanishes with it, and the run's workspace folder as the only writable place it shares with
-the host; the symlinks and special files it leaves there are deleted as it ends. setrlimit caps CPU seconds, address space, file size, open files and processes (counted for
-`nobody`, so a fork bomb stops at the cap); a wall-clock timeout kills the whole process group. What
-went wrong is reported in the result, never raised: a misbehaving program is the model's problem to read.
+bubblewrap gives the program fresh user, PID, network, IPC and UTS namespaces (`--unshare-all
+--unshare-user`): no network at all (its own empty loopback), a read-only /usr and /etc, a size-limited
+private /tmp that vanishes with it, and the run's workspace folder as the only writable place it shares
+with the host; it runs as uid/gid 65534 inside (`--uid/--gid`), may not create further user namespaces
+(`--disable-userns`), and a seccomp filter refuses the system calls a Python program never needs
+(namespaces, mounts, ptrace, keyrings, bpf, kernel modules...). When the worker is root (natively),
+`setpriv` first drops to the host's `nobody`, so nothing inside maps to root; as any other user (the
+compose worker) bubblewrap runs as that user. `prlimit`, inside the sandbox, caps CPU seconds, address
+space, file size, open files and processes (counted in the sandbox's own user namespace). No
+`preexec_fn`: the worker has threads. A wall-clock timeout kills the whole process group. The symlinks
+and special files the program leaves are deleted as it ends. What went wrong is reported in the result,
+never raised: a misbehaving program is the model's problem to read.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
-import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +49,7 @@ class SandboxLimits:
     file_mb: int = 16
     open_files: int = 64
     wall_s: float = 30.0
+    tmp_mb: int = 64  # its private /tmp, a tmpfs: host memory outside RLIMIT_AS, so it has its own size
 
 
 @dataclass
@@ -65,8 +74,6 @@ def available() -> bool:
     """True when bubblewrap can make its namespaces on this machine."""
     if shutil.which("bwrap") is None:
         return False
-    import tempfile
-
     folder = Path(tempfile.mkdtemp(prefix="sparkpilot-sandbox-probe-"))
     try:
         os.chmod(folder, 0o711)
@@ -78,6 +85,42 @@ def available() -> bool:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# System calls a sandboxed Python program never needs; each is refused with EPERM. Namespaces, mounts and
+# ptrace are closed by the namespaces and dropped capabilities too: the filter holds if one of those fails.
+DENIED_SYSCALLS = (
+    "unshare", "setns", "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount", "fsopen",
+    "fsconfig", "fsmount", "fspick", "mount_setattr", "ptrace", "process_vm_readv", "process_vm_writev",
+    "pidfd_getfd", "kcmp", "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+    "swapoff", "acct", "syslog", "open_by_handle_at", "name_to_handle_at", "quotactl", "io_uring_setup",
+    "io_uring_enter", "io_uring_register", "fanotify_init", "settimeofday", "clock_settime", "adjtimex",
+    "clock_adjtime", "sethostname", "setdomainname", "iopl", "ioperm", "vhangup", "lookup_dcookie",
+)
+# clone() flags that make namespaces: refused. clone3() passes its flags in memory a filter cannot read, so
+# it answers ENOSYS and the C library falls back to clone().
+NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+
+
+@functools.lru_cache(maxsize=1)
+def seccomp_program() -> bytes:
+    """The seccomp filter as BPF, for bubblewrap's --seccomp (built once with libseccomp)."""
+    import pyseccomp as seccomp
+
+    flt = seccomp.SyscallFilter(seccomp.ALLOW)
+    for name in DENIED_SYSCALLS:
+        try:
+            flt.add_rule(seccomp.ERRNO(errno.EPERM), name)
+        except (ValueError, OSError):  # a call this architecture does not have (iopl on arm64)
+            continue
+    for flag in NAMESPACE_FLAGS:
+        flt.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    flt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    with tempfile.TemporaryFile() as f:
+        flt.export_bpf(f)
+        f.seek(0)
+        return f.read()
+
+
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     out = {}
     for path in folder.rglob("*"):
@@ -87,29 +130,21 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _limits(limits: SandboxLimits):  # noqa: ANN202 - a preexec_fn
-    def apply() -> None:
-        mb = 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-
-    return apply
-
-
-def command(workspace: Path) -> list[str]:
-    """The bwrap command line that runs Python on stdin with `workspace` mounted at /workspace."""
-    return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-            "--symlink", "usr/lib64", "/lib64", "--ro-bind", "/etc", "/etc",
-            "--bind", str(workspace), "/workspace", "--tmpfs", "/tmp", "--dev", "/dev", "--proc", "/proc",
-            "--chdir", "/workspace", PYTHON, "-I", "-"]
+def command(workspace: Path, limits: SandboxLimits = SandboxLimits(), seccomp_fd: int | None = None) -> list[str]:
+    """The command line that runs Python on stdin with `workspace` mounted at /workspace."""
+    mb = 1024 * 1024
+    drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"] if os.geteuid() == 0 else []
+    seccomp = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+    rlimits = ["/usr/bin/prlimit", f"--cpu={limits.cpu_s}:{limits.cpu_s + 1}", f"--as={limits.memory_mb * mb}",
+               f"--fsize={limits.file_mb * mb}", f"--nofile={limits.open_files}", f"--nproc={limits.processes}",
+               "--core=0", "--"]
+    return drop + [
+        "bwrap", "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY), "--disable-userns",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+        "--symlink", "usr/lib64", "/lib64", "--ro-bind", "/etc", "/etc",
+        "--bind", str(workspace), "/workspace", "--size", str(limits.tmp_mb * mb), "--tmpfs", "/tmp",
+        "--dev", "/dev", "--proc", "/proc", "--chdir", "/workspace", *seccomp, *rlimits, PYTHON, "-I", "-"]
 
 
 def run_python(code: str, workspace: Path, limits: SandboxLimits = SandboxLimits(), _check: bool = True) -> SandboxResult:
@@ -118,15 +153,28 @@ def run_python(code: str, workspace: Path, limits: SandboxLimits = SandboxLimits
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
     workspace.mkdir(parents=True, exist_ok=True)
     workspace = workspace.resolve()
-    blocked = [str(p) for p in workspace.parents if not os.stat(p).st_mode & 0o001]
-    if blocked:  # bwrap runs as `nobody`: it must be able to walk down to the folder it binds
-        raise SandboxUnavailable(f"the sandbox user cannot reach {workspace}: {blocked[0]} is not world-searchable")
-    os.chown(workspace, NOBODY, NOBODY)  # the sandbox's user may write here, and only here
+    if os.geteuid() == 0:  # setpriv drops to `nobody`, who must walk down to the folder and own it
+        blocked = [str(p) for p in workspace.parents if not os.stat(p).st_mode & 0o001]
+        if blocked:
+            raise SandboxUnavailable(f"the sandbox user cannot reach {workspace}: {blocked[0]} is not world-searchable")
+        os.chown(workspace, NOBODY, NOBODY)  # the sandbox's user may write here, and only here
     before = _snapshot(workspace)
     env = {"PATH": "/usr/bin:/bin", "HOME": "/workspace", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    read_fd, write_fd = os.pipe()  # the filter, read by bubblewrap from an inherited descriptor
     t0 = time.monotonic()
-    proc = subprocess.Popen(command(workspace), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, preexec_fn=_limits(limits), start_new_session=True, text=True)
+    try:
+        program = seccomp_program()
+        os.write(write_fd, program)  # a few hundred bytes: fits the pipe's buffer
+        os.close(write_fd)
+        write_fd = -1
+        proc = subprocess.Popen(command(workspace, limits, read_fd), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, pass_fds=(read_fd,), start_new_session=True, text=True)
+    except OSError as exc:  # setpriv/bwrap missing, libseccomp missing: the program cannot run here
+        raise SandboxUnavailable(f"the sandbox cannot start: {exc}") from exc
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
     limit = None
     try:
         out, err = proc.communicate(code, timeout=limits.wall_s)
@@ -136,6 +184,8 @@ def run_python(code: str, workspace: Path, limits: SandboxLimits = SandboxLimits
         out, err = proc.communicate()
     seconds = round(time.monotonic() - t0, 3)
     code_ = proc.returncode
+    if code_ != 0 and err.startswith(("bwrap:", "setpriv:", "prlimit:")):  # the sandbox failed: the program never ran
+        raise SandboxUnavailable(f"the sandbox cannot start: {err.strip()[:300]}")
     if limit is None:
         if code_ in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 128 + signal.SIGKILL) \
                 and _cpu_spent(limits, seconds):

@@ -29,8 +29,10 @@ def test_every_sampled_answer_names_an_id_on_the_page(browser, vllm) -> None:
     on_page = {e["bid"] for e in obs.elements}
     messages = build_messages("Buy the item in size M.", obs, space, [], None)
     policy = ModelPolicy(vllm, MODEL, 60, 2, max_tokens=64)
-    async def sample(n: int) -> list:  # temperature 1.0: the schema, not greedy luck, keeps every id valid
-        return await asyncio.gather(*(policy._client.complete(messages, max_tokens=64, temperature=1.0,
+    # temperature 1.0: the schema, not greedy luck, keeps every id valid; 400 tokens leave room for the
+    # longest text the schema allows (MAX_TEXT characters), so every answer ends inside the schema
+    async def sample(n: int) -> list:
+        return await asyncio.gather(*(policy._client.complete(messages, max_tokens=400, temperature=1.0,
                                                               json_schema=space.schema()) for _ in range(n)))
 
     try:
@@ -38,6 +40,7 @@ def test_every_sampled_answer_names_an_id_on_the_page(browser, vllm) -> None:
     finally:
         policy.close()
     for out in outs:
+        assert out.finish_reason == "stop", out.text
         answer = json.loads(out.text)
         assert answer["action"] in space.actions, out.text
         assert answer["bid"] in on_page and space.allows(answer["action"], answer), out.text

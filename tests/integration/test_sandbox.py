@@ -157,3 +157,63 @@ def test_the_worker_never_writes_through_a_planted_link(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not a folder"):
         write_file(folder, "downloads/file.bin", b"x")
     assert list((folder / "sub").iterdir()) == []
+
+
+@pytest.mark.security
+def test_the_sandbox_holds_as_a_non_root_worker(tmp_path: Path) -> None:
+    # The compose worker runs as uid 10001: the same code, run as that user, runs the program as 65534
+    # inside its user namespace, with its limits, and what it writes belongs to the worker outside.
+    parent = Path(tempfile.mkdtemp(prefix="sparkpilot-sandbox-user-"))
+    try:
+        os.chmod(parent, 0o755)
+        ws = parent / "ws"
+        ws.mkdir()
+        os.chown(ws, 10001, 10001)
+        code = ("import os, resource\nopen('out.txt', 'w').write('hi')\n"
+                "print(os.getuid(), resource.getrlimit(resource.RLIMIT_NPROC)[0])")
+        driver = ("import sys\nfrom pathlib import Path\nfrom services.worker.sandbox import SandboxLimits, run_python\n"
+                  f"r = run_python({code!r}, Path({str(ws)!r}), SandboxLimits(processes=16, wall_s=10))\n"
+                  "print(r.exit_code, r.files, r.stdout.strip(), r.stderr.strip()[-300:], sep='|')")
+        out = subprocess.run(["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups", "--",
+                              sys.executable, "-c", driver], capture_output=True, text=True, timeout=60,
+                             cwd=os.getcwd(), env={"PATH": os.environ["PATH"], "HOME": str(parent)})
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip() == "0|['out.txt']|65534 16|", out.stdout
+        assert (ws / "out.txt").stat().st_uid == 10001
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+# The keyctl system call's number: a harmless call the seccomp filter refuses (a session keyring lookup).
+KEYCTL = {"x86_64": 250, "aarch64": 219}
+
+
+@pytest.mark.security
+def test_no_namespaces_keyrings_or_ptrace_inside(workspace: Path) -> None:
+    code = ("import ctypes, os, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "status = open('/proc/self/status').read()\nprint('seccomp', status.split('Seccomp:')[1].split()[0])\n"
+            "for flag in (0x10000000, 0x00020000, 0x40000000):\n"
+            "    print('unshare', libc.unshare(flag), ctypes.get_errno())\n"
+            f"nr = {KEYCTL!r}[os.uname().machine]\n"
+            "print('keyctl', libc.syscall(nr, 0, -3, 0), ctypes.get_errno())\n"
+            "print('ptrace', libc.ptrace(16, 1, 0, 0), ctypes.get_errno())\n"  # PTRACE_ATTACH to the namespace's init
+            "print('unshare-cmd', subprocess.run(['unshare', '-U', 'true'], capture_output=True).returncode)")
+    result = run_python(code, workspace, LIMITS)
+    assert result.ok, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "seccomp 2"  # a filter is loaded (mode 2)
+    assert lines[1:4] == ["unshare -1 1"] * 3  # EPERM: no user, mount or network namespace
+    assert lines[4] == "keyctl -1 1" and lines[5] == "ptrace -1 1"
+    assert lines[6] == "unshare-cmd 1"
+
+
+@pytest.mark.security
+def test_tmp_is_a_small_tmpfs(workspace: Path) -> None:
+    limits = SandboxLimits(cpu_s=4, memory_mb=256, file_mb=64, tmp_mb=8, wall_s=10)
+    code = ("import errno\nn = 0\ntry:\n    with open('/tmp/fill', 'wb') as f:\n        for _ in range(32):\n"
+            "            f.write(b'x' * 1024 * 1024)\n            f.flush()\n            n += 1\n"
+            "except OSError as exc:\n    print(n, errno.errorcode[exc.errno])")
+    result = run_python(code, workspace, limits)
+    assert result.ok, result.stderr
+    written, why = result.stdout.split()
+    assert why == "ENOSPC" and int(written) <= 8  # the host's memory is not the limit

@@ -95,7 +95,8 @@ def _submits(name: str, args: dict[str, Any], obs: Observation) -> bool:
 def web_categories(name: str, args: dict[str, Any], obs: Observation, allowed: list[str]) -> list[tuple[str, str]]:
     """(category, reason) for each policy category a browser action falls in."""
     found = []
-    if name == "goto" and not url_allowed(str(args.get("url", "")), allowed):
+    # With no domains yet (no start URL), the first site the run opens becomes its domain (agent/loop.py).
+    if name == "goto" and allowed and not url_allowed(str(args.get("url", "")), allowed):
         found.append(("leave_allowed_domains",
                       f"{args.get('url')} is outside this run's allowed domains ({', '.join(allowed)})"))
     if name == "click":

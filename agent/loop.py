@@ -27,7 +27,7 @@ from sparkpilot.errors import SparkpilotError
 from sparkpilot.llm_client import InferenceUnavailable
 from sparkpilot.logs import MASK, add_secret
 from sparkpilot.profiles import TEXT_DEFAULT, ModelProfile
-from sparkpilot.urls import host_of, url_allowed
+from sparkpilot.urls import host_of, navigation_refusal, url_allowed
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,10 @@ def _run(page: Page, policy: Policy, goal: str, hooks: Hooks, cfg: LoopConfig, s
                 if action["name"] in TOOL_ACTIONS else cfg.approvals.judge_web(action["name"], action["args"], obs, cfg.allowed)
             error = _approval_error(judgement, action, obs, hooks)
             if not error and action["name"] == "goto" and not url_allowed(str(action["args"].get("url", "")), cfg.allowed):
-                cfg.allowed.append(host_of(str(action["args"]["url"])))  # approved: the run may now be on that site
+                url = str(action["args"]["url"])  # approved (or the run's first site): it may be there now
+                host = host_of(url) if navigation_refusal(url) is None else ""
+                if host:
+                    cfg.allowed.append(host)
         t_approved = time.perf_counter()
         if action and not error and not stop:
             if action["name"] in TOOL_ACTIONS:

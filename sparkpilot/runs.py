@@ -40,8 +40,8 @@ def create_run(
     agent: Agent | None = None,
 ) -> tuple[Run, list[EventPublic]]:
     """Insert a queued run on `model` (started from `agent`, if any) and its run.queued event (caller commits, then enqueues)."""
-    allowed = body.allowed_domains
-    if allowed is None:  # by default the run stays on its start URL's site
+    allowed = body.allowed_domains or []
+    if not allowed:  # by default the run stays on its start URL's site (without one: the first site it opens)
         host = host_of(body.start_url or "")
         allowed = [host] if host else []
     policy = {"type": body.policy, **({"actions": body.actions} if body.actions else {}),

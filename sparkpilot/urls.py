@@ -46,10 +46,19 @@ def host_of(url: str) -> str:
     return (parts["hostname"] or "").lower().strip("[]") if parts else ""
 
 
+ANY_SITE = "*"  # in allowed_domains: every public site
+
+
 def url_allowed(url: str, allowed: list[str]) -> bool:
-    """True if `url`'s host is an allowed domain (or a subdomain), or it starts with an allowed prefix; [] allows all."""
-    if not allowed:
+    """True if `url`'s host is an allowed domain (or a subdomain), or it starts with an allowed prefix.
+
+    "*" allows every site (the proxy still refuses private addresses); [] allows none: a run without a
+    start URL or domains is allowed the first site it opens (agent/loop.py), never "everything".
+    """
+    if ANY_SITE in allowed:
         return True
+    if not allowed:
+        return False
     parts = parse(url)
     if parts is None:
         return False

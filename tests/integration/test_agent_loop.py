@@ -136,6 +136,23 @@ def test_guards_give_feedback_or_stop(page) -> None:
     assert page.url.startswith("http://127.0.0.1")
 
 
+def test_a_run_without_domains_is_allowed_only_the_first_site_it_opens(browser, pages) -> None:  # noqa: ANN001
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700})
+    page = ctx.new_page()  # about:blank, like a run without a start URL
+    script = [{"name": "goto", "url": "file:///etc/hostname"}, {"name": "goto", "url": pages.url + "/agent.html"},
+              {"name": "goto", "url": "http://elsewhere.test/"}, {"name": "finish", "answer": "done"}]
+    cfg = LoopConfig(max_steps=4, max_failures=10, allowed=[])
+    hooks = Recorder()
+    try:
+        run_agent(page, ReplayPolicy(script), "t", hooks, cfg)
+        errors = [s.error for s in hooks.steps]
+        assert errors[0].startswith("goto refused: ") and errors[1] is None
+        assert "outside this run's allowed domains (127.0.0.1)" in errors[2]  # the default policy denies leaving
+        assert cfg.allowed == ["127.0.0.1"] and page.url.startswith(pages.url)
+    finally:
+        ctx.close()
+
+
 def test_repeating_the_same_action_is_stopped(page) -> None:
     go = bid_of(page, lambda e: e["text"] == "Go")
     hooks = Recorder()

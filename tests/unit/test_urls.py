@@ -59,7 +59,11 @@ def test_allowed_domains_are_judged_on_the_host_chromium_contacts(url: str, allo
 def test_prefix_rules_compare_canonical_urls() -> None:
     assert url_allowed("http://docs.test/a/../guide/x", ["http://docs.test/guide/"])
     assert not url_allowed("http://docs.test/guide/../secret", ["http://docs.test/guide/"])
-    assert url_allowed("http://anything.test/", [])
+
+
+def test_no_domains_allow_nothing_and_a_star_allows_every_site() -> None:
+    assert not url_allowed("http://anything.test/", [])  # the safe default: never "everything"
+    assert url_allowed("http://anything.test/", ["*"]) and url_allowed("https://x.y.test/p", ["other.test", "*"])
 
 
 def test_host_of() -> None:

@@ -42,12 +42,14 @@ if [ -n "$extras" ] && [ ! -f .venv-mcp-fetch/.installed-2026.10.24 ]; then
 fi
 
 if [ ! -f .env ]; then
-  info "creating .env from .env.template with a fresh admin token and passwords"
+  info "creating .env from .env.template with a fresh admin token, metrics token and passwords"
   token="sp_admin_$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
+  metrics="sp_metrics_$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')"
   # The template's passwords are refused outside dev: a new .env gets random ones (URL-safe: they go into DATABASE_URL).
   pgpass="$("$PY" -c 'import secrets; print(secrets.token_hex(16))')"
   grafana="$("$PY" -c 'import secrets; print(secrets.token_urlsafe(16))')"
   sed -e "s|^SPARKPILOT_ADMIN_TOKEN=change-me$|SPARKPILOT_ADMIN_TOKEN=$token|" \
+      -e "s|^SPARKPILOT_METRICS_TOKEN=$|SPARKPILOT_METRICS_TOKEN=$metrics|" \
       -e "s|^POSTGRES_PASSWORD=sparkpilot$|POSTGRES_PASSWORD=$pgpass|" \
       -e "s|^GRAFANA_ADMIN_PASSWORD=change-me$|GRAFANA_ADMIN_PASSWORD=$grafana|" .env.template > .env
   chmod 600 .env

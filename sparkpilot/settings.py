@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from functools import lru_cache
 from urllib.parse import urlsplit
 from pathlib import Path
@@ -15,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_ADMIN_TOKEN = "change-me"
 MIN_ADMIN_TOKEN_CHARS = 20
 TEMPLATE_PASSWORDS = ("sparkpilot", "change-me")  # .env.template's database and Grafana passwords
+# Names the gateway always answers to: loopback, and its compose service name (Prometheus, the worker's browser).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "gateway")
 # Tests point this at an empty file so a developer's .env cannot leak into them.
 ENV_FILE = os.environ.get("SPARKPILOT_ENV_FILE") or ROOT / ".env"
 
@@ -108,8 +112,6 @@ class CommonSettings(BaseSettings):
             value = [p.strip() for p in value.split(",") if p.strip()]
         for entry in value or []:
             if "/" in entry:
-                import ipaddress
-
                 try:
                     ipaddress.ip_network(entry, strict=False)
                 except ValueError as exc:
@@ -121,6 +123,11 @@ class GatewaySettings(CommonSettings):
     """The gateway: API, auth, limits, the lost-run reaper."""
 
     admin_token: str = TEMPLATE_ADMIN_TOKEN
+    # A bearer token that opens GET /metrics and nothing else (Prometheus scrapes with it); empty: none.
+    metrics_token: str = ""
+    # Host headers the gateway answers (comma-separated; "*.example.com" for subdomains, "*" for any), besides
+    # LOCAL_HOSTS and this machine's name, which are always added; any other is a 400 `untrusted_host`.
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list, validate_default=True)
     # Largest document a person may upload to a collection (POST /api/v1/collections/{id}/documents).
     document_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     host: str = "127.0.0.1"
@@ -151,6 +158,27 @@ class GatewaySettings(CommonSettings):
                 raise ValueError(f"{value!r} is not a rate such as '600/minute'") from exc
         return value.strip()
 
+    @field_validator("trusted_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+    @field_validator("trusted_hosts")
+    @classmethod
+    def _trusted_hosts(cls, value: list[str]) -> list[str]:
+        hosts = []
+        for entry in value:
+            host = entry.lower()
+            if host != "*" and "*" in host.removeprefix("*."):
+                raise ValueError(f"SPARKPILOT_TRUSTED_HOSTS: {entry!r} is not a host; a wildcard is '*' or '*.example.com'")
+            if ":" in host and not host.startswith("["):
+                try:
+                    host = f"[{ipaddress.IPv6Address(host)}]"  # as a Host header writes an IPv6 address
+                except ValueError:
+                    raise ValueError(f"SPARKPILOT_TRUSTED_HOSTS: {entry!r} names a port; list host names only") from None
+            hosts.append(host)
+        return list(dict.fromkeys([*LOCAL_HOSTS, socket.gethostname().lower(), *hosts]))
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "GatewaySettings":
         if self.deployment != "dev" and self.admin_token in ("", TEMPLATE_ADMIN_TOKEN):
@@ -164,6 +192,11 @@ class GatewaySettings(CommonSettings):
         if self.deployment != "dev" and len(self.admin_token) < MIN_ADMIN_TOKEN_CHARS:
             raise ValueError(f"SPARKPILOT_ADMIN_TOKEN has {len(self.admin_token)} characters; outside dev it needs at "
                              f"least {MIN_ADMIN_TOKEN_CHARS} (`make up` writes a random one of 41)")
+        if self.metrics_token and self.metrics_token == self.admin_token:
+            raise ValueError("SPARKPILOT_METRICS_TOKEN equals SPARKPILOT_ADMIN_TOKEN; it must be a secret of its own")
+        if self.deployment != "dev" and self.metrics_token and len(self.metrics_token) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"SPARKPILOT_METRICS_TOKEN has {len(self.metrics_token)} characters; outside dev it needs "
+                             f"at least {MIN_ADMIN_TOKEN_CHARS} (`make up` writes a random one into a new .env)")
         return self
 
 

@@ -2,7 +2,7 @@
 
 Compose reads `.env` for ${VAR} interpolation and loads each service's env_file list in order,
 then its `environment:` (which wins). A fresh machine's .env is .env.template with a real
-admin token, so the template stands in for it here.
+admin token, metrics token and database password, so the template stands in for it here.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ class Compose:
         self.dotenv.setdefault("SPARKPILOT_ADMIN_TOKEN", "x" * 24)
         if self.dotenv["SPARKPILOT_ADMIN_TOKEN"] == "change-me":
             self.dotenv["SPARKPILOT_ADMIN_TOKEN"] = "a-real-secret-made-by-make-up"
+        if not self.dotenv.get("SPARKPILOT_METRICS_TOKEN"):  # make up writes a random one
+            self.dotenv["SPARKPILOT_METRICS_TOKEN"] = "a-metrics-token-made-by-make-up"
         if self.dotenv.get("POSTGRES_PASSWORD", "sparkpilot") == "sparkpilot":  # make up writes a random one
             self.dotenv["POSTGRES_PASSWORD"] = "a-random-password-made-by-make-up"
         self.raw = yaml.safe_load(COMPOSE_FILE.read_text())

@@ -57,6 +57,7 @@ def base_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "SPARKPILOT_ENV_FILE": str(empty_env),
         "SPARKPILOT_DEPLOYMENT": "test",
         "SPARKPILOT_ADMIN_TOKEN": f"sp_test_admin_{tag}",
+        "SPARKPILOT_METRICS_TOKEN": f"sp_test_metrics_{tag}",
         "SPARKPILOT_WORKSPACE_DIR": str(tmp / "workspace"),
         "SPARKPILOT_ADAPTERS_DIR": str(tmp / "workspace" / "adapters"),
         "DATABASE_URL": f"sqlite:///{tmp / 'sparkpilot.db'}",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query
 from sqlalchemy.orm import Session
 
-from sparkpilot.auth import user_for_token
+from sparkpilot.auth import hash_token, user_for_token
 from sparkpilot.db.models import User
 from sparkpilot.db.session import session_scope
 from sparkpilot.errors import Forbidden, SparkpilotError
@@ -58,6 +59,19 @@ def current_user(
     # thread to run its handler (under load, 200 waiting requests held the 40 connections and timed out).
     db.commit()
     return user
+
+
+def metrics_reader(
+    settings: Annotated[GatewaySettings, Depends(get_gateway_settings)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    """Any user's token, or SPARKPILOT_METRICS_TOKEN, which opens GET /metrics and nothing else."""
+    token = bearer_token(authorization)
+    # Compared as hashes: equal lengths, so the time taken tells nothing of the secret.
+    if token and settings.metrics_token and hmac.compare_digest(hash_token(token), hash_token(settings.metrics_token)):
+        return
+    with session_scope() as session:
+        authenticate(session, token)
 
 
 def admin_user(user: Annotated[User, Depends(current_user)]) -> User:

@@ -1,4 +1,8 @@
-"""HTTP hardening: security headers, redirects that never repeat the request's Host header, and no NUL in text.
+"""HTTP hardening: trusted Host headers, security headers, redirects that never repeat the request's Host header,
+and no NUL in text.
+
+A Host header outside SPARKPILOT_TRUSTED_HOSTS is a 400 `untrusted_host` (HTTP and WebSocket handshakes alike):
+a page whose name an attacker re-points at this machine (DNS rebinding) gets no answer from the gateway.
 
 NUL characters: PostgreSQL cannot store them in text, and no field of this API means one, so a request
 whose path, query or JSON body holds one is a 422 here, before any route (one check for every field).
@@ -14,6 +18,9 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+from starlette.datastructures import Headers
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.errors import envelope
@@ -22,6 +29,31 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 DASHBOARD = [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY"),
              (b"referrer-policy", b"no-referrer")]
+
+
+class TrustedHosts:
+    """ASGI middleware: Starlette's TrustedHostMiddleware judges the Host header; a refusal is our 400 envelope."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        # The judge answers 204 for a trusted Host and its plain-text 400 otherwise; only its status is read.
+        self.judge = TrustedHostMiddleware(Response(status_code=204), allowed_hosts, www_redirect=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.judge.allow_any or scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        statuses = []
+
+        async def verdict(message: Message) -> None:
+            if message["type"].endswith("http.response.start"):  # websocket.http.response.start on a handshake
+                statuses.append(message["status"])
+
+        await self.judge(scope, receive, verdict)
+        if statuses == [204]:
+            return await self.app(scope, receive, send)
+        host = Headers(scope=scope).get("host", "")
+        message = f"the Host header {host[:200]!r} is not one this gateway answers to; add it to SPARKPILOT_TRUSTED_HOSTS"
+        await envelope(400, message, "untrusted_host")(scope, receive, send)
 
 
 class SecurityHeaders:

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway.errors import envelope, install_error_handlers
 from services.gateway.http_metrics import HttpMetrics
 from services.gateway.mcp_server import build_mcp, http_app, http_token
-from services.gateway.hardening import RefuseNul, SecurityHeaders
+from services.gateway.hardening import RefuseNul, SecurityHeaders, TrustedHosts
 from services.gateway.ratelimit import RateLimit
 from services.gateway.reaper import reaper_loop
 from services.gateway.routers import admin, agents, collections, control, health, models, runs, stream, team, training
@@ -143,6 +143,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
                        upload_caps={cap: getattr(settings, cap) for _, cap in UPLOADS})
     app.add_middleware(RateLimit, settings=settings)  # a limited client costs no body read
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.trusted_hosts)  # before anything counts against a limit
     app.add_middleware(SecurityHeaders)
     app.add_middleware(HttpMetrics)  # outermost: counts every answer, 413s and 429s included
     return app

@@ -97,4 +97,4 @@ def test_the_dashboard_and_scrape_config_name_real_series(api: httpx.Client, vll
     assert targets["sparkpilot"] == ["gateway:8000"] and targets["vllm"] == ["vllm:8000"]
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert compose["services"]["prometheus"]["profiles"] == ["observability"]
-    assert "SPARKPILOT_ADMIN_TOKEN" in " ".join(compose["services"]["prometheus"]["command"])
+    assert "SPARKPILOT_METRICS_TOKEN" in " ".join(compose["services"]["prometheus"]["command"])

@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 import pytest
+import websockets
 
 from tests.helpers import FINISH, wait_terminal, ws_collect
 
@@ -57,9 +58,44 @@ def test_a_websocket_after_past_the_database_integer_closes_4422(stack, done_run
 
 
 def test_slash_redirects_do_not_repeat_the_host_header(stack) -> None:  # noqa: ANN001
-    r = httpx.get(stack.base_url + "/api/v1/runs/?limit=1", headers={"Host": "evil.test",
+    r = httpx.get(stack.base_url + "/api/v1/runs/?limit=1", headers={"Host": "localhost",
                                                                       "Authorization": f"Bearer {stack.token}"})
     assert r.status_code == 307 and r.headers["location"] == "/api/v1/runs?limit=1", r.headers
+
+
+def test_a_host_header_outside_the_trusted_hosts_is_400(stack) -> None:  # noqa: ANN001
+    auth = {"Authorization": f"Bearer {stack.token}"}
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example"):
+        err = _envelope(httpx.get(stack.base_url + "/api/v1/runs", headers={**auth, "Host": host}), 400, "untrusted_host")
+        assert repr(host) in err["message"] and "SPARKPILOT_TRUSTED_HOSTS" in err["message"]
+    assert httpx.get(stack.base_url + "/api/v1/runs", headers={**auth, "Host": "127.0.0.1"}).status_code == 200
+    port = stack.base_url.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "gateway:8000"):
+        assert httpx.get(stack.base_url + "/health", headers={"Host": host}).status_code == 200, host
+    # A WebSocket handshake is judged the same way, before any route.
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        asyncio.run(_ws_open(f"ws://evil.example:{port}/api/v1/runs/none/ws", int(port)))
+    assert refused.value.response.status_code == 400 and b"untrusted_host" in refused.value.response.body
+
+
+async def _ws_open(url: str, port: int) -> None:
+    """Open a WebSocket to the gateway on 127.0.0.1 with the Host header of `url`."""
+    async with websockets.connect(url, host="127.0.0.1", port=port, proxy=None):
+        pass
+
+
+def test_the_metrics_token_opens_metrics_and_nothing_else(stack) -> None:  # noqa: ANN001
+    metrics = {"Authorization": f"Bearer {stack.env['SPARKPILOT_METRICS_TOKEN']}"}
+    r = httpx.get(stack.base_url + "/metrics", headers=metrics)
+    assert r.status_code == 200 and "sparkpilot_runs" in r.text
+    for path in ("/api/v1/runs", "/api/v1/admin/tokens", "/api/v1/agents"):
+        _envelope(httpx.get(stack.base_url + path, headers=metrics), 401, "unauthorized")
+    _envelope(httpx.post(stack.base_url + "/api/v1/runs", json={"task": "t", **FINISH}, headers=metrics), 401)
+    assert httpx.post(stack.base_url + "/mcp", headers=metrics, json={}).status_code == 401
+    # /metrics itself: any user's token still, and nothing for a wrong or missing one.
+    assert httpx.get(stack.base_url + "/metrics", headers={"Authorization": f"Bearer {stack.token}"}).status_code == 200
+    _envelope(httpx.get(stack.base_url + "/metrics", headers={"Authorization": "Bearer sp_test_metrics_wrong"}), 401)
+    _envelope(httpx.get(stack.base_url + "/metrics"), 401)
 
 
 def test_the_dashboard_may_not_run_inline_script_or_be_framed(stack) -> None:  # noqa: ANN001

@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from sparkpilot.settings import CommonSettings, WorkerSettings
-from tests.compose_model import (COMPOSE_FILE, INTERPOLATION, ROOT, Compose, env_names, template_entries)
+from tests.compose_model import (COMPOSE_FILE, INTERPOLATION, ROOT, TEMPLATE, Compose, env_names, read_env_file,
+                                 settings_in, template_entries)
 
 INFERENCE_DOCKERFILE = ROOT / "services" / "inference" / "Dockerfile"
 
@@ -196,7 +197,34 @@ def test_python_services_point_at_the_compose_network(services: dict) -> None:
         assert "@postgres:5432/" in env["DATABASE_URL"], name
         assert env["REDIS_URL"] == "redis://redis:6379/0", name
         assert env["SPARKPILOT_INFERENCE_URL"] == "http://vllm:8000/v1", name
-        assert "SPARKPILOT_ADMIN_TOKEN" in INTERPOLATION.findall(str(env["SPARKPILOT_ADMIN_TOKEN"])), name
+    assert "SPARKPILOT_ADMIN_TOKEN" in INTERPOLATION.findall(services["gateway"]["environment"]["SPARKPILOT_ADMIN_TOKEN"])
+
+
+SECRETS = ("SPARKPILOT_ADMIN_TOKEN", "SPARKPILOT_METRICS_TOKEN", "DATABASE_URL", "POSTGRES_PASSWORD",
+           "GF_SECURITY_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "HF_TOKEN")
+
+
+def test_each_secret_reaches_only_the_containers_that_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparkpilot.settings import InferenceSettings, TrainerSettings
+
+    project = Compose(dotenv=read_env_file(TEMPLATE) | {"HF_TOKEN": "hf_secret", "GRAFANA_ADMIN_PASSWORD": "grafana-pw"})
+    holders = {secret: {name for name in project.services if project.environment(name).get(secret)}
+               for secret in SECRETS}
+    assert holders == {
+        "SPARKPILOT_ADMIN_TOKEN": {"gateway"},
+        "SPARKPILOT_METRICS_TOKEN": {"gateway", "prometheus"},
+        "DATABASE_URL": {"gateway", "worker", "trainer"},
+        "POSTGRES_PASSWORD": {"postgres"},
+        "GF_SECURITY_ADMIN_PASSWORD": {"grafana"},
+        "GRAFANA_ADMIN_PASSWORD": set(),
+        "HF_TOKEN": {"vllm", "trainer"},
+    }
+    prometheus = project.services["prometheus"]
+    assert "env_file" not in prometheus and set(prometheus["environment"]) == {"SPARKPILOT_METRICS_TOKEN"}
+    assert "$SPARKPILOT_METRICS_TOKEN\" > /prometheus/token" in command_of(prometheus)[0]
+    # Without the admin token (or the database URL) every other service's settings still load.
+    for name, cls in (("worker", WorkerSettings), ("trainer", TrainerSettings), ("vllm", InferenceSettings)):
+        assert settings_in(project.environment(name), cls, monkeypatch).deployment == "prod", name
 
 
 # ---------------------------------------------------------------- entry points

@@ -237,6 +237,7 @@ def test_resolver_agrees_with_docker_compose_config(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "config", tmp_path / "config")
     fresh = TEMPLATE.read_text().replace("SPARKPILOT_ADMIN_TOKEN=change-me", "SPARKPILOT_ADMIN_TOKEN=a-real-secret-of-enough-length")
     fresh = fresh.replace("POSTGRES_PASSWORD=sparkpilot", "POSTGRES_PASSWORD=0a1b2c3d4e5f")  # as make up writes it
+    fresh = fresh.replace("SPARKPILOT_METRICS_TOKEN=\n", "SPARKPILOT_METRICS_TOKEN=sp_metrics_of_enough_length\n")
     (tmp_path / ".env").write_text(fresh)
     out = subprocess.run([binary, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={k: v for k, v in __import__('os').environ.items()

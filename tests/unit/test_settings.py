@@ -51,3 +51,35 @@ def test_the_template_database_password_is_refused_outside_dev(settings_override
         GatewaySettings()
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://sparkpilot:0a1b2c3d4e5f@postgres:5432/sparkpilot")
     assert GatewaySettings().deployment == "prod"
+
+
+def test_the_metrics_token_is_long_and_its_own_secret_outside_dev(settings_override, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SPARKPILOT_DEPLOYMENT", "prod")
+    monkeypatch.setenv("SPARKPILOT_ADMIN_TOKEN", "x" * 32)
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://sparkpilot:0a1b2c3d4e5f@postgres:5432/sparkpilot")
+    monkeypatch.delenv("SPARKPILOT_METRICS_TOKEN")
+    assert GatewaySettings().metrics_token == ""  # unset: no metrics token at all
+    monkeypatch.setenv("SPARKPILOT_METRICS_TOKEN", "short-metrics")
+    with pytest.raises(ValidationError, match="SPARKPILOT_METRICS_TOKEN has 13 characters"):
+        GatewaySettings()
+    monkeypatch.setenv("SPARKPILOT_METRICS_TOKEN", "x" * 32)
+    with pytest.raises(ValidationError, match="equals SPARKPILOT_ADMIN_TOKEN"):
+        GatewaySettings()
+    monkeypatch.setenv("SPARKPILOT_METRICS_TOKEN", "m" * 24)
+    assert GatewaySettings().metrics_token == "m" * 24
+    monkeypatch.setenv("SPARKPILOT_DEPLOYMENT", "dev")
+    monkeypatch.setenv("SPARKPILOT_METRICS_TOKEN", "short-metrics")
+    assert GatewaySettings().metrics_token == "short-metrics"
+
+
+def test_trusted_hosts_always_hold_loopback_compose_and_this_machine(settings_override, monkeypatch) -> None:  # noqa: ANN001
+    import socket
+
+    local = list(dict.fromkeys(["localhost", "127.0.0.1", "[::1]", "gateway", socket.gethostname().lower()]))
+    assert GatewaySettings().trusted_hosts == local
+    monkeypatch.setenv("SPARKPILOT_TRUSTED_HOSTS", "Spark.Example.com, *.lan ,fe80::1,localhost")
+    assert GatewaySettings().trusted_hosts == [*local, "spark.example.com", "*.lan", "[fe80::1]"]
+    for bad, message in (("spark.example.com:8000", "names a port"), ("a*.lan", "wildcard")):
+        monkeypatch.setenv("SPARKPILOT_TRUSTED_HOSTS", bad)
+        with pytest.raises(ValidationError, match=message):
+            GatewaySettings()

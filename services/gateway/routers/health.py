@@ -1,4 +1,4 @@
-"""GET /health (no auth) and GET /metrics (Prometheus text)."""
+"""GET /health (no auth) and GET /metrics (Prometheus text; a user's token or SPARKPILOT_METRICS_TOKEN)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Any
 
 import httpx
 import redis
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from services.gateway.deps import CurrentUser
+from services.gateway.deps import metrics_reader
 from services.gateway.http_metrics import LATENCY, REQUESTS
 from sparkpilot.queue import queue_depth
 from sparkpilot.db.models import JobStatus, Run, RunStatus, TrainingJob
@@ -115,7 +115,7 @@ _registry.register(LATENCY)
 ProcessCollector(registry=_registry)  # the gateway's own CPU and memory
 
 
-@router.get("/metrics")
-def metrics(_user: CurrentUser) -> Response:
-    """Prometheus text exposition."""
+@router.get("/metrics", dependencies=[Depends(metrics_reader)])
+def metrics() -> Response:
+    """Prometheus text exposition (any user's token, or the metrics token)."""
     return Response(generate_latest(_registry), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -42,6 +42,12 @@ class InvalidInput(SparkpilotError):
     code = "invalid_input"
 
 
+class QuotaExceeded(SparkpilotError):
+    """The user already has as much as this server allows (HTTP 429)."""
+
+    status_code = 429
+
+
 class Unavailable(SparkpilotError):
     """A dependency (Redis, database, inference) is unreachable."""
 

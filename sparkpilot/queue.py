@@ -16,6 +16,8 @@ from sparkpilot.schemas import ExecuteRunPayload, TrainJobPayload
 from sparkpilot.settings import get_settings
 
 EXECUTE_RUN_TASK = "sparkpilot.execute_run"
+# kombu's Redis transport: messages of priority p go to the list "<queue><sep><step>" (step 0: "<queue>").
+PRIORITY_STEPS, PRIORITY_SEP = (0, 3, 6, 9), "\x06\x16"
 RUN_JOB_TASK = "sparkpilot.trainer.run_job"
 
 
@@ -33,10 +35,11 @@ def producer() -> Celery:
     return app
 
 
-def enqueue_run(run_id: str) -> None:
-    """Send the run to the worker queue, or raise Unavailable."""
+def enqueue_run(run_id: str, priority: int = 0) -> None:
+    """Send the run to the worker queue (priority 0 first, 9 last: runs.queue_priority), or raise Unavailable."""
     try:
-        producer().send_task(EXECUTE_RUN_TASK, args=[ExecuteRunPayload(run_id=run_id).model_dump()], retry=True)
+        producer().send_task(EXECUTE_RUN_TASK, args=[ExecuteRunPayload(run_id=run_id).model_dump()], retry=True,
+                             priority=priority)
     except (KombuOperationalError, OSError) as exc:
         raise Unavailable(f"the queue (Redis) is unreachable: {exc}", code="redis_unavailable") from exc
 
@@ -51,8 +54,12 @@ def enqueue_job(job_id: str) -> None:
 
 
 def queue_depth() -> int:
-    """Messages waiting on the run queue (Celery's Redis transport keeps a list per queue)."""
-    return int(get_redis().llen(get_settings().queue_name))
+    """Messages waiting on the run queue (Celery's Redis transport keeps a list per queue and priority step)."""
+    name = get_settings().queue_name
+    pipe = get_redis().pipeline()
+    for key in (name, *(f"{name}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS[1:])):
+        pipe.llen(key)
+    return int(sum(pipe.execute()))
 
 
 # Celery's Redis transport (kombu) keeps each message a worker took but has not acked in a hash, with the time

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from sparkpilot import audit
 from sparkpilot.db.models import (HELD_STATUSES, LIVE_STATUSES, TERMINAL_STATUSES, Agent, AgentVersion, Run, RunStatus,
                                   User, utcnow)
-from sparkpilot.errors import Conflict, InvalidInput, NotFound
+from sparkpilot.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from sparkpilot.events import add_event
+from sparkpilot.queue import PRIORITY_STEPS
 from sparkpilot.schemas import EventPublic, RunCreate
 from sparkpilot.urls import host_of
 
@@ -33,6 +34,29 @@ def step_budget(requested: int | None, default: int, limit: int) -> int:
     if requested > limit:
         raise InvalidInput(f"max_steps {requested} is above this server's limit of {limit}", code="max_steps_limit")
     return requested
+
+
+def active_runs(session: Session, user_id: str, but: str | None = None) -> int:
+    """How many of the user's runs are unfinished (queued, planning, waiting or running), `but` one left out."""
+    q = select(func.count()).select_from(Run).where(Run.user_id == user_id, Run.status.in_(LIVE_STATUSES))
+    if but is not None:
+        q = q.where(Run.id != but)
+    return int(session.scalar(q) or 0)
+
+
+def check_quota(session: Session, user: User, limit: int) -> None:
+    """QuotaExceeded (429 `run_quota`) when the user already has `limit` unfinished runs."""
+    active = active_runs(session, user.id)
+    if active >= limit:
+        raise QuotaExceeded(f"you have {active} unfinished runs, this server's limit per user "
+                            f"(SPARKPILOT_MAX_ACTIVE_RUNS_PER_USER is {limit}); wait for some to end or cancel them",
+                            code="run_quota")
+
+
+def queue_priority(session: Session, run: Run) -> int:
+    """Fair turns across users: a user's first unfinished run goes first, their second after everyone's first..."""
+    others = active_runs(session, run.user_id, but=run.id)
+    return PRIORITY_STEPS[min(others, len(PRIORITY_STEPS) - 1)]
 
 
 def create_run(

@@ -135,6 +135,8 @@ class GatewaySettings(CommonSettings):
     max_body_bytes: int = 1_000_000
     default_max_steps: int = 30
     max_steps_limit: int = 200
+    # Runs one user may have unfinished (queued, planning, waiting or running) at once; more is a 429 `run_quota`.
+    max_active_runs_per_user: int = Field(default=100, ge=1)
     reaper_interval_s: float = 5.0
     run_stale_after_s: float = 20.0
     # Rejections of a team run's plan (each re-plans with the feedback) before the run fails.

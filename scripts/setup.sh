@@ -80,3 +80,9 @@ info "preparing the trainer (torch + transformers + peft venv)"
 
 info "applying database migrations"
 "$VENV/bin/sparkpilot" db upgrade
+# The workspace (runs' files, screenshots, trajectories, adapters, the SQLite database) is private to the
+# user the services run as; they create what they add with umask 077. Others may only pass through it
+# (711, no listing): Squid (as `proxy`) to workspace/egress, the Coder's sandbox user to its run's folder.
+chmod 711 "$ROOT/workspace"
+for db in "$ROOT"/workspace/*.db; do [ -e "$db" ] && chmod go-rwx "$db"; done
+true

@@ -22,6 +22,14 @@ from sparkpilot.schemas import RunFilePublic
 from sparkpilot.settings import CommonSettings
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,127}$")
+# What a service writes (run files, screenshots, trajectories, adapters, SQLite) is its own user's only: every
+# Sparkpilot service runs as one user (root natively, uid 10001 in compose), so no other account needs it.
+PRIVATE_UMASK = 0o077
+
+
+def private_umask() -> None:
+    """Make every file and folder this process creates from now on private to its user."""
+    os.umask(PRIVATE_UMASK)
 
 
 class FileTooLarge(SparkpilotError):

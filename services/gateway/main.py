@@ -25,6 +25,7 @@ from services.gateway.routers import benchmarks, system
 from agent.miniwob import html_dir
 from sparkpilot.auth import ensure_admin_token
 from sparkpilot.db.session import session_scope
+from sparkpilot.run_files import private_umask
 from sparkpilot.settings import get_gateway_settings
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,8 @@ class BodyLimit:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Register the admin token; run the lost-run reaper and the MCP session manager while the app lives."""
+    """Keep files private, register the admin token; run the reaper and the MCP session manager while the app lives."""
+    private_umask()
     settings = get_gateway_settings()
     with session_scope() as s:
         ensure_admin_token(s, settings.admin_token)

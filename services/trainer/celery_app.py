@@ -10,14 +10,20 @@ import importlib.metadata
 import importlib.util
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 from sparkpilot.heartbeat import announce
+from sparkpilot.run_files import private_umask
 from sparkpilot.settings import get_trainer_settings
 
 TRAINING_PACKAGES = ("torch", "transformers", "peft", "bitsandbytes", "unsloth")
 
 settings = get_trainer_settings()
+
+
+@worker_init.connect
+def _private_files(**_kwargs) -> None:  # noqa: ANN003 - in the main process, before the pool's children fork
+    private_umask()
 
 
 @setup_logging.connect

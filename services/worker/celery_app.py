@@ -5,13 +5,19 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 from sparkpilot.heartbeat import announce
+from sparkpilot.run_files import private_umask
 from sparkpilot.settings import get_worker_settings, run_slots
 
 log = logging.getLogger(__name__)
 settings = get_worker_settings()
+
+
+@worker_init.connect
+def _private_files(**_kwargs) -> None:  # noqa: ANN003 - in the main process, before the pool's children fork
+    private_umask()
 
 
 @setup_logging.connect

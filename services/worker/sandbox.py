@@ -157,7 +157,7 @@ def run_python(code: str, workspace: Path, limits: SandboxLimits = SandboxLimits
         blocked = [str(p) for p in workspace.parents if not os.stat(p).st_mode & 0o001]
         if blocked:
             raise SandboxUnavailable(f"the sandbox user cannot reach {workspace}: {blocked[0]} is not world-searchable")
-        os.chown(workspace, NOBODY, NOBODY)  # the sandbox's user may write here, and only here
+        _give_to_nobody(workspace)  # the sandbox's user may read and write here, and only here
     before = _snapshot(workspace)
     env = {"PATH": "/usr/bin:/bin", "HOME": "/workspace", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
     read_fd, write_fd = os.pipe()  # the filter, read by bubblewrap from an inherited descriptor
@@ -199,6 +199,15 @@ def run_python(code: str, workspace: Path, limits: SandboxLimits = SandboxLimits
     after = _snapshot(workspace)
     files = sorted(p for p, meta in after.items() if before.get(p) != meta)
     return SandboxResult(code_, out[-OUTPUT_LIMIT:], err[-OUTPUT_LIMIT:], limit, files, seconds, removed)
+
+
+def _give_to_nobody(folder: Path) -> None:
+    # The worker writes the run's files private to itself (umask 077): hand the folder and everything in it
+    # to the sandbox's user, never following a link.
+    os.chown(folder, NOBODY, NOBODY)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), NOBODY, NOBODY, follow_symlinks=False)
 
 
 def _cpu_spent(limits: SandboxLimits, seconds: float) -> bool:

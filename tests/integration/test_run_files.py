@@ -83,3 +83,17 @@ def test_a_finished_run_without_files_lists_none(api: httpx.Client, pages) -> No
     run_id = _run(api, pages, FINISH)
     wait_terminal(api, run_id, timeout=60)
     assert api.get(f"/api/v1/runs/{run_id}/files").json() == []
+
+
+def test_what_a_run_leaves_is_private_to_the_services_user(api: httpx.Client, stack: Stack, pages) -> None:  # noqa: ANN001
+    # The gateway writes the uploaded file, the worker the screenshots and the trajectory: none of them may
+    # be readable by another account on the machine (umask 077 in every service).
+    run_id = _run(api, pages, WAITING)
+    assert api.post(f"/api/v1/runs/{run_id}/files", params={"name": "in.txt"}, content=b"secret").status_code == 201
+    assert wait_terminal(api, run_id, timeout=60)["status"] == "succeeded"
+    settings = CommonSettings(workspace_dir=stack.env["SPARKPILOT_WORKSPACE_DIR"])
+    written = [files_dir(settings, run_id) / "in.txt", *(settings.artifacts_dir / "runs" / run_id).glob("*.png")]
+    assert len(written) >= 3, written  # the upload and a screenshot per step
+    for path in written:
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+    assert (settings.artifacts_dir / "runs" / run_id).stat().st_mode & 0o077 == 0

@@ -3,8 +3,9 @@ egress proxy's answers mean."""
 
 from __future__ import annotations
 
+# No --no-sandbox: Playwright adds it unless a launch asks for chromium_sandbox (the worker's always does,
+# services/worker/browser.py); the bench and tests that launch their own Chromium as root go without.
 CHROMIUM_ARGS = [
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",

@@ -29,6 +29,12 @@ command -v squid >/dev/null || [ -x /usr/sbin/squid ] || apt_install squid
 # setpriv and prlimit (util-linux).
 command -v bwrap >/dev/null || apt_install bubblewrap
 ldconfig -p | grep -q 'libseccomp\.so\.2' || apt_install libseccomp2
+# The account the worker runs Chromium as when it is root (Chromium's own sandbox refuses root):
+# SPARKPILOT_BROWSER_USER, services/worker/chromium-as-user.sh.
+if [ "$(id -u)" = 0 ] && ! id sparkpilot-browser >/dev/null 2>&1; then
+  info "creating the system account sparkpilot-browser (Chromium runs as it, sandboxed)"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin sparkpilot-browser
+fi
 command -v prlimit >/dev/null && command -v setpriv >/dev/null || apt_install util-linux
 # The tests cross-check their compose resolver against a real `docker-compose config` (Debian's v1; no engine needed).
 if [ -n "$extras" ]; then command -v docker-compose >/dev/null || apt_install docker-compose; fi

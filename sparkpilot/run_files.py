@@ -32,6 +32,20 @@ def private_umask() -> None:
     os.umask(PRIVATE_UMASK)
 
 
+def open_for_search(folder: Path, top: Path) -> Path | None:
+    """Let other accounts (the sandbox's, the browser's) walk down to `folder`: the workspace's own folders
+    from `top` down get search permission, never read. Returns a folder above `top` that stays closed, if any."""
+    folder.mkdir(parents=True, exist_ok=True)
+    top = top.resolve()
+    closed = None
+    for p in [folder.resolve(), *folder.resolve().parents]:
+        if p == top or top in p.parents:
+            p.chmod(p.stat().st_mode | 0o001)
+        elif closed is None and not p.stat().st_mode & 0o001:
+            closed = p
+    return closed
+
+
 class FileTooLarge(SparkpilotError):
     """An upload past SPARKPILOT_RUN_FILE_MAX_BYTES."""
 

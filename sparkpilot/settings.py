@@ -206,6 +206,9 @@ class WorkerSettings(CommonSettings):
     """The worker: browser launch and run leases."""
 
     chromium_path: str = "/usr/bin/chromium"
+    # The account Chromium runs as when the worker is root (natively): Chromium's own sandbox refuses root.
+    # `make up` creates it; a worker that is not root runs Chromium as itself, sandboxed too.
+    browser_user: str = "sparkpilot-browser"
     # Every request of the browser goes through the egress proxy (services/egress, Squid); no proxy, no browsing.
     browser_proxy: str = "http://127.0.0.1:8003"
     headless: bool = True

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import pwd
+import shutil
 import socket
+import tempfile
 import threading
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
@@ -16,22 +22,49 @@ from sparkpilot.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 
-class EgressUnavailable(RuntimeError):
-    """The egress proxy is not configured or does not answer: the browser is not started without it."""
+class BrowserUnavailable(RuntimeError):
+    """The browser is not started: no egress proxy answers, or the account it runs as is missing."""
 
 
 def check_egress(proxy: str) -> None:
-    """Raise EgressUnavailable unless the egress proxy accepts connections."""
+    """Raise BrowserUnavailable unless the egress proxy accepts connections."""
     parts = urlsplit(proxy)
     if not parts.hostname:
-        raise EgressUnavailable("SPARKPILOT_BROWSER_PROXY is not set: the browser has no egress gate "
+        raise BrowserUnavailable("SPARKPILOT_BROWSER_PROXY is not set: the browser has no egress gate "
                                 "(start one with `python -m services.egress`)")
     try:
         with socket.create_connection((parts.hostname, parts.port or 3128), timeout=3):
             return
     except OSError as exc:
-        raise EgressUnavailable(f"the egress proxy at {proxy} does not answer ({exc.strerror or exc}); "
+        raise BrowserUnavailable(f"the egress proxy at {proxy} does not answer ({exc.strerror or exc}); "
                                 "`make up` starts it (logs/egress.log), compose runs it as `egress`") from exc
+
+
+# Playwright starts this script in Chromium's place: as root it hands the profile to `browser_user` and
+# becomes that account, so Chromium keeps its own sandbox; as any other user it starts Chromium as itself.
+AS_USER = Path(__file__).with_name("chromium-as-user.sh")
+
+
+def launch_options(settings: WorkerSettings, downloads: Path) -> dict[str, Any]:
+    """Playwright's launch options: Chromium sandboxed, never as root, with a scrubbed environment (no
+    token or database URL of the worker's reaches it), behind the egress proxy, saving downloads in
+    `downloads` (a private folder, given to the browser's account)."""
+    user = ""
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam(settings.browser_user)
+        except KeyError:
+            raise BrowserUnavailable(f"the account {settings.browser_user!r} that Chromium runs as does not exist: "
+                                     "`make up` creates it (useradd --system), or set SPARKPILOT_BROWSER_USER") from None
+        os.chown(downloads, account.pw_uid, account.pw_gid)
+        user = settings.browser_user
+    return {
+        "executable_path": str(AS_USER), "chromium_sandbox": True, "headless": settings.headless,
+        "args": [*CHROMIUM_ARGS, *proxy_args(settings.browser_proxy)],
+        "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+                "SPARKPILOT_BROWSER_USER": user, "SPARKPILOT_BROWSER_BINARY": settings.chromium_path},
+        "downloads_path": str(downloads),
+    }
 
 
 class BrowserPool:
@@ -41,6 +74,7 @@ class BrowserPool:
         self.settings = settings
         self._pw: Playwright | None = None
         self._browser: Browser | None = None
+        self._downloads: Path | None = None
         self._lock = threading.Lock()
 
     def _ensure_browser(self) -> Browser:
@@ -50,13 +84,18 @@ class BrowserPool:
         if self._pw is None:
             self._pw = sync_playwright().start()
         log.info("launching chromium %s behind %s", self.settings.chromium_path, self.settings.browser_proxy)
-        # Downloads land in the workspace (never the system's temp folder) until the run keeps or refuses them.
-        self._browser = self._pw.chromium.launch(
-            executable_path=self.settings.chromium_path, headless=self.settings.headless,
-            args=[*CHROMIUM_ARGS, *proxy_args(self.settings.browser_proxy)],
-            downloads_path=str(self.settings.workspace_dir / "downloads"),
-        )
+        # A fresh private folder per launch (0700, the browser's account's alone): every account can reach
+        # the system's temp folder, which the workspace's parents may not let the browser's account do.
+        # A download waits there until its run keeps it in its files or refuses it.
+        self._forget_downloads()
+        self._downloads = Path(tempfile.mkdtemp(prefix="sparkpilot-downloads-"))
+        self._browser = self._pw.chromium.launch(**launch_options(self.settings, self._downloads))
         return self._browser
+
+    def _forget_downloads(self) -> None:
+        if self._downloads is not None:
+            shutil.rmtree(self._downloads, ignore_errors=True)
+            self._downloads = None
 
     def new_context(self) -> BrowserContext:
         """A fresh, isolated browser context (cookies, storage) for one run."""
@@ -87,6 +126,7 @@ class BrowserPool:
         if self._pw is not None:
             self._pw.stop()
             self._pw = None
+        self._forget_downloads()
 
 
 _pool: BrowserPool | None = None

@@ -22,7 +22,7 @@ from agent.loop import Hooks, Outcome, StepRecord
 from agent.observe import Observation
 from services.worker.live import LiveView
 from agent.chromium import proxy_failure
-from services.worker.browser import BrowserPool, EgressUnavailable
+from services.worker.browser import BrowserPool, BrowserUnavailable
 from services.worker.netpolicy import network_policy
 from sparkpilot import audit
 from sparkpilot.control import set_control
@@ -237,7 +237,7 @@ class WorkerHooks(Hooks):
         """A fresh page on the run's start URL; the reason if navigating there failed."""
         try:
             page = self.open()
-        except EgressUnavailable as exc:
+        except BrowserUnavailable as exc:
             return str(exc)
         if self.start_url:
             try:

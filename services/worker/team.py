@@ -77,7 +77,7 @@ class WorkerTeamHost:
         """The Coder's program in the sandbox, the run's files folder as its only writable place."""
         limits = SandboxLimits(cpu_s=self.settings.sandbox_cpu_s, memory_mb=self.settings.sandbox_memory_mb,
                                wall_s=self.settings.sandbox_wall_s)
-        _world_searchable(self.workspace, self.settings.workspace_dir)
+        run_files.open_for_search(self.workspace, self.settings.workspace_dir)  # run_python names a closed parent
         return run_python(code, self.workspace, limits)
 
     def permit(self, category: str, action: dict[str, Any], reason: str) -> str | None:
@@ -100,15 +100,6 @@ class WorkerTeamHost:
         if how == "timed_out" and self.settings.input_timeout_action == "fail":
             raise TeamStop("failed", f"no answer to the question {question!r} in time")
         return answer
-
-
-def _world_searchable(folder: Path, top: Path) -> None:
-    """The sandbox's user must walk from / to the run's folder: open the workspace's own folders to search (not read)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    top = top.resolve()
-    for p in [folder.resolve(), *folder.resolve().parents]:
-        if p == top or top in p.parents:
-            p.chmod(p.stat().st_mode | 0o001)
 
 
 def plan_run(run: Run, settings: WorkerSettings, policy: Any) -> None:

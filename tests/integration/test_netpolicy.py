@@ -73,8 +73,13 @@ def test_downloads_land_in_the_run_files_and_one_over_the_size_limit_is_refused(
     assert [(f["name"], f["size"]) for f in files] == [("downloads/small.txt", 100)]
     text = api.get(f"/api/v1/runs/{run['id']}/events").text
     assert "downloaded 'small.txt' (100 bytes) into the run's files as downloads/small.txt" in text
-    # Nothing stays in the browser's download folder (the workspace's), whatever was kept or refused.
+    # Nothing stays in the browser's download folder (a private one per launch, the browser account's
+    # alone), whatever was kept or refused.
+    import pwd
+    import tempfile
     from pathlib import Path
 
-    incoming = Path(stack.env["SPARKPILOT_WORKSPACE_DIR"]) / "downloads"
-    assert incoming.is_dir() and list(incoming.iterdir()) == []
+    folders = list(Path(tempfile.gettempdir()).glob("sparkpilot-downloads-*"))
+    assert folders and all(list(f.iterdir()) == [] for f in folders), [list(f.iterdir()) for f in folders]
+    owner = pwd.getpwnam("sparkpilot-browser").pw_uid
+    assert all(f.stat().st_uid == owner and f.stat().st_mode & 0o077 == 0 for f in folders)

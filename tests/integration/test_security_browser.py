@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.helpers import wait_terminal
+from tests.helpers import wait_for, wait_terminal
 
 pytestmark = pytest.mark.security
 
@@ -173,3 +173,37 @@ def test_a_typed_password_reaches_the_page_and_nothing_else(api: httpx.Client, p
     trajectory = api.get(f"/api/v1/runs/{done['id']}/trajectory").text
     for record in (json.dumps(steps), events, trajectory):
         assert secret not in record
+
+
+def _browser_processes(user: str) -> list[tuple[int, str]]:
+    import pwd
+
+    uid = pwd.getpwnam(user).pw_uid
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def test_the_workers_chromium_is_sandboxed_and_not_root(api: httpx.Client, pages, stack) -> None:  # noqa: ANN001
+    # Natively the worker is root: Chromium runs as SPARKPILOT_BROWSER_USER with its own sandbox on.
+    run = api.post("/api/v1/runs", json={"task": "sandboxed", "start_url": pages.url + "/index.html", "policy": "replay",
+                                         "actions": [{"name": "wait", "seconds": 4}, {"name": "finish", "answer": "ok"}]})
+    assert run.status_code == 201, run.text
+    procs = wait_for(lambda: [p for p in _browser_processes("sparkpilot-browser") if "--type=renderer" in p[1]]
+                     and _browser_processes("sparkpilot-browser"), 30, "the worker's Chromium running")
+    browser = [cmd for _, cmd in procs if "--type=" not in cmd and "crashpad" not in cmd]
+    assert browser and not any("--no-sandbox" in cmd for _, cmd in procs), procs
+    renderers = [pid for pid, cmd in procs if "--type=renderer" in cmd]
+    for pid in renderers:
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert status.split("Seccomp:")[1].split()[0] == "2"  # the seccomp-bpf sandbox
+        assert len(status.split("NSpid:")[1].splitlines()[0].split()) > 1  # in a PID namespace of its own
+    browser_pid = next(pid for pid, cmd in procs if "--type=" not in cmd and "crashpad" not in cmd)
+    environ = Path(f"/proc/{browser_pid}/environ").read_bytes().decode(errors="replace")
+    assert "SPARKPILOT_ADMIN_TOKEN" not in environ and "DATABASE_URL" not in environ and stack.token not in environ
+    assert wait_terminal(api, run.json()["id"], timeout=60)["status"] == "succeeded"

@@ -375,3 +375,20 @@ def test_dockerignore_keeps_context_small() -> None:
     assert {".venv", ".venv-inference", ".git", "workspace", "logs", "benchmark-results", ".env"} <= entries
 
 
+
+
+def test_the_worker_runs_under_dockers_default_profile_plus_the_sandbox_calls(services: dict) -> None:
+    import json
+
+    from scripts.seccomp_profile import SANDBOX_CALLS
+
+    opts = services["worker"]["security_opt"]
+    assert "seccomp=./config/seccomp/worker.json" in opts and "seccomp=unconfined" not in opts
+    assert "systempaths=unconfined" in opts  # bubblewrap's /proc (docs/security.md)
+    profile = json.loads((ROOT / "config" / "seccomp" / "worker.json").read_text())
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"  # a syscall not listed is refused
+    ours = [r for r in profile["syscalls"] if "Sparkpilot" in r.get("comment", "")]
+    assert ours == [profile["syscalls"][-1]] and ours[0]["names"] == SANDBOX_CALLS
+    unconditional = {n for r in profile["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" and not r.get("includes")
+                     and not r.get("args") for n in r["names"]}
+    assert not {"ptrace", "bpf", "keyctl", "kexec_load", "init_module", "perf_event_open"} & unconditional

@@ -53,9 +53,10 @@ def enqueue_job(job_id: str) -> None:
         raise Unavailable(f"the queue (Redis) is unreachable: {exc}", code="redis_unavailable") from exc
 
 
-def queue_depth() -> int:
-    """Messages waiting on the run queue (Celery's Redis transport keeps a list per queue and priority step)."""
-    name = get_settings().queue_name
+def queue_depth(name: str | None = None) -> int:
+    """Messages waiting on a queue, the run queue by default (Celery's Redis transport keeps a list per queue
+    and priority step)."""
+    name = name or get_settings().queue_name
     pipe = get_redis().pipeline()
     for key in (name, *(f"{name}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS[1:])):
         pipe.llen(key)

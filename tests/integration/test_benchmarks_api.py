@@ -15,6 +15,7 @@ import redis
 
 from agent.bench import Episode, _add_step, summarize
 from sparkpilot.learn import overall, task_rows
+from sparkpilot.queue import PRIORITY_SEP, PRIORITY_STEPS
 from sparkpilot.stats import pct, wilson
 from tests.helpers import FINISH, Stack, free_port, wait_for, wait_terminal
 
@@ -174,7 +175,8 @@ def test_system_reports_services_queues_tokens_memory_and_errors(bench, api: htt
     assert body["status"] == "ok"
 
     q = body["queues"]
-    assert q["runs_waiting"] == redis.Redis.from_url(stack.env["REDIS_URL"]).llen(queue) == 1
+    lists = [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS[1:])]  # one per priority step
+    assert q["runs_waiting"] == sum(redis.Redis.from_url(stack.env["REDIS_URL"]).llen(k) for k in lists) == 1
     assert q["runs_queued"] >= 1 and q["training_waiting"] >= 0 and q["runs_active"] >= 0
 
     m = body["model_server"]

@@ -20,6 +20,7 @@ from services.gateway.routers.health import check_database, check_inference, che
 from sparkpilot.db.models import HELD_STATUSES, JobStatus, Run, RunStatus, TrainingJob
 from sparkpilot.db.session import session_scope
 from sparkpilot.heartbeat import alive_pattern
+from sparkpilot.queue import queue_depth
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import (MemoryStats, ModelServerStats, QueueDepths, RecentError, ServiceHealth,
                                 SystemStatus)
@@ -55,9 +56,7 @@ def _queues() -> QueueDepths:
     settings = get_gateway_settings()
     waiting: dict[str, int | None] = {"runs": None, "training": None}
     try:
-        client = get_redis()
-        # Celery's Redis transport keeps one list per queue.
-        waiting = {"runs": int(client.llen(settings.queue_name)), "training": int(client.llen(settings.training_queue))}
+        waiting = {"runs": queue_depth(settings.queue_name), "training": queue_depth(settings.training_queue)}
     except redis.RedisError as exc:
         log.warning("system: redis unavailable: %s", exc)
     runs: dict[RunStatus, int] | None = None

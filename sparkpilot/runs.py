@@ -44,18 +44,19 @@ def active_runs(session: Session, user_id: str, but: str | None = None) -> int:
     return int(session.scalar(q) or 0)
 
 
-def check_quota(session: Session, user: User, limit: int) -> None:
-    """QuotaExceeded (429 `run_quota`) when the user already has `limit` unfinished runs."""
+def check_quota(session: Session, user: User, limit: int) -> int:
+    """The user's unfinished runs; QuotaExceeded (429 `run_quota`) when they already have `limit`."""
     active = active_runs(session, user.id)
     if active >= limit:
         raise QuotaExceeded(f"you have {active} unfinished runs, this server's limit per user "
                             f"(SPARKPILOT_MAX_ACTIVE_RUNS_PER_USER is {limit}); wait for some to end or cancel them",
                             code="run_quota")
+    return active
 
 
-def queue_priority(session: Session, run: Run) -> int:
-    """Fair turns across users: a user's first unfinished run goes first, their second after everyone's first..."""
-    others = active_runs(session, run.user_id, but=run.id)
+def queue_priority(others: int) -> int:
+    """Fair turns across users: with `others` unfinished runs of its user besides it, a run's Celery priority
+    (a user's first unfinished run goes first, their second after everyone's first, ...)."""
     return PRIORITY_STEPS[min(others, len(PRIORITY_STEPS) - 1)]
 
 

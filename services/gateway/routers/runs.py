@@ -39,12 +39,12 @@ def submit_run(db: Session, user: User, body: RunCreate, settings: GatewaySettin
     max_steps = runs.step_budget(body.max_steps, settings.default_max_steps, settings.max_steps_limit)
     client = get_redis()
     client.ping()  # fail fast with 503 before touching the database
-    runs.check_quota(db, user, settings.max_active_runs_per_user)
+    others = runs.check_quota(db, user, settings.max_active_runs_per_user)
     model = registry.resolve_model(db, body.model, settings.inference_model, settings.agent_adapter)
     run, events = runs.create_run(db, user, body, model, max_steps, agent)
     db.commit()
     try:
-        enqueue_run(run.id, runs.queue_priority(db, run))
+        enqueue_run(run.id, runs.queue_priority(others))
     except Exception:
         db.delete(run)  # nothing half-made is left behind
         db.commit()

@@ -41,7 +41,7 @@ def apply_plan_decision(db: Session, run_id: str, user: User, body: PlanDecision
     db.commit()
     if requeue:
         try:
-            enqueue_run(run_id, runs.queue_priority(db, run))
+            enqueue_run(run_id, runs.queue_priority(runs.active_runs(db, run.user_id, but=run_id)))
         except Exception:
             events += runs.finish_run(db, run_id, RunStatus.failed, "could not queue the run again")
             db.commit()

@@ -181,7 +181,7 @@ function runForm(agents, refs) {
   const model = el("select", { id: "run-model", "data-testid": "run-model" }, el("option", { value: "", text: "server default" }));
   const maxSteps = el("input", { id: "max-steps", type: "number", min: 1, step: 1, "data-testid": "run-max-steps", placeholder: "default" });
   const domains = el("input", { id: "allowed-domains", type: "text", "data-testid": "run-allowed-domains",
-    placeholder: "the start URL's site", autocomplete: "off" });
+    placeholder: "the start URL's site (or the first one opened); * for any public site", autocomplete: "off" });
   const autoApprove = el("input", { id: "auto-approve", type: "checkbox", "data-testid": "run-auto-approve" });
   const temperature = el("input", { id: "temperature", type: "number", min: 0, max: 2, step: 0.1, value: "0", "data-testid": "run-temperature" });
   refs.runAgent = agent;

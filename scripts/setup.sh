@@ -12,11 +12,16 @@ if [ ! -x "$PY" ]; then
   info "creating virtual environment in .venv"
   python3 -m venv "$VENV"
 fi
-stamp="$VENV/.installed${extras:+-test}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  info "installing Python packages (sparkpilot$extras)"
+# Exact versions from requirements/ (scripts/lock.sh writes them; an upgrade is a deliberate commit).
+locks="requirements/app.txt${extras:+ requirements/test.txt}"
+stamp="$VENV/.installed-$(cat $locks pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  info "installing Python packages ($locks, then sparkpilot itself)"
   "$PY" -m pip install -q --upgrade pip
-  "$PY" -m pip install -q -e ".$extras"
+  "$PY" -m pip install -q --no-deps $(printf -- '-r %s ' $locks)
+  "$PY" -m pip install -q --no-deps -e .
+  "$PY" -m pip check >/dev/null || die "the locked packages do not fit pyproject.toml: $("$PY" -m pip check | head -5)"
+  rm -f "$VENV"/.installed*
   touch "$stamp"
 fi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -15,14 +16,54 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import (BIN, EGRESS_PORT, ROOT, ModelServer, Stack, free_port, start_page_server, start_redis,
-                           wait_for)
+from tests.helpers import (BIN, EGRESS_PORT, ROOT, ModelServer, Stack, free_port, migrated, start_page_server,
+                           start_redis, wait_for)
 
 POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+# Tiers, cheapest first: what a test needs, read off its fixtures (their whole closure), never set by hand.
+# A test gets the costliest tier any of its fixtures implies; `make test-fast` runs the first three.
+TIERS = {
+    "unit": "no services",
+    "db": "a SQL database (SQLite and PostgreSQL)",
+    "browser": "headless Chromium or the local page server, in process",
+    "stack": "a real gateway + Celery worker (replay runs or a scripted model)",
+    "model": "the real model server (vLLM)",
+    "trainer": "a trainer worker (fine-tuning, the gate)",
+    "ui": "the dashboard in Chromium against a stack",
+    "faults": "kills or restarts a service, on a stack of its own",
+}
+_TIER_FIXTURES = [  # (tier, fixtures that put a test in it), costliest first
+    ("faults", {"private_redis_stack"}),
+    ("trainer", {"trainer"}),
+    ("model", {"vllm", "model_server"}),
+    ("stack", {"stack", "base_env"}),
+    ("browser", {"browser", "pages"}),
+    ("db", {"db_url", "db", "empty_db_url"}),
+]
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier a collected test belongs to, from its markers, folder and fixtures."""
+    if item.get_closest_marker("faults"):
+        return "faults"
+    names = set(getattr(item, "fixturenames", ()))
+    if "tests/e2e/" in item.nodeid or item.nodeid.startswith("e2e/"):
+        return "ui"
+    for tier, fixtures in _TIER_FIXTURES:
+        if names & fixtures:
+            return tier
+    return "unit"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: `-m "unit or db"` selects by tier
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
-    """Skip tests marked gpu on a machine without an NVIDIA GPU."""
+    """Mark every test with its tier (also a JUnit property); skip tests marked gpu on a machine without one."""
+    for item in items:
+        tier = tier_of(item)
+        item.add_marker(getattr(pytest.mark, tier))
+        item.user_properties.append(("tier", tier))
     if shutil.which("nvidia-smi"):
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
@@ -31,11 +72,31 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
             item.add_marker(skip)
 
 
+_tier_seconds: dict[str, float] = {}
+_tier_tests: dict[str, set[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add each phase's duration (set-up, call, tear-down) to its test's tier."""
+    tier = dict(report.user_properties).get("tier", "unit")
+    _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration
+    _tier_tests.setdefault(tier, set()).add(report.nodeid)
+
+
 PG_SKIP = "PostgreSQL not reachable"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001, ARG001
-    """A loud banner when PostgreSQL cases were skipped, so a SQLite-only pass is never mistaken for a full one."""
+    """Minutes per tier; and a loud banner when PostgreSQL cases were skipped, so a SQLite-only pass is never
+    mistaken for a full one."""
+    if _tier_seconds:
+        terminalreporter.write_sep("=", "minutes per tier (set-up + call + tear-down)")
+        for tier in TIERS:
+            if tier in _tier_seconds:
+                terminalreporter.write_line(f"{tier:8} {len(_tier_tests[tier]):4} tests {_tier_seconds[tier] / 60:7.2f} min"
+                                            f"   {TIERS[tier]}")
+        terminalreporter.write_line(f"{'total':8} {sum(map(len, _tier_tests.values())):4} tests "
+                                    f"{sum(_tier_seconds.values()) / 60:7.2f} min")
     skipped = [r for r in terminalreporter.stats.get("skipped", [])
                if isinstance(r.longrepr, tuple) and PG_SKIP in str(r.longrepr[2])]
     if skipped:
@@ -99,34 +160,66 @@ def settings_override(base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch)
     clear_settings_cache()
 
 
-def _fresh_postgres() -> tuple[str, callable]:
+_pg_template: list[str] = []
+
+
+def _fresh_postgres(empty: bool = False) -> tuple[str, callable]:
+    """A new PostgreSQL database at the migrations' head: a copy (CREATE DATABASE … TEMPLATE) of one
+    migrated once per test process (`empty`: a database with no tables). Returns its URL and its drop."""
+    from sparkpilot.db.migrate import upgrade
+
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"sparkpilot_test_{uuid.uuid4().hex[:10]}"
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
+        if not _pg_template and not empty:
+            template = f"sparkpilot_template_{uuid.uuid4().hex[:10]}"
+            with admin.connect() as c:
+                c.execute(sa.text(f'CREATE DATABASE "{template}"'))
+            upgrade(f"{base}/{template}")
+            from sparkpilot.db.session import get_engine
+
+            get_engine(f"{base}/{template}").dispose()  # a template must have no connections
+            _pg_template.append(template)
+            atexit.register(_drop_database, template)
+        name = f"sparkpilot_test_{uuid.uuid4().hex[:10]}"
         with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            template = "" if empty else f' TEMPLATE "{_pg_template[0]}"'
+            c.execute(sa.text(f'CREATE DATABASE "{name}"{template}'))
     except sa.exc.OperationalError as exc:
         admin.dispose()
         pytest.skip(f"{PG_SKIP} at {POSTGRES_ADMIN_URL}: {exc.orig}")
+    admin.dispose()
+    return f"{base}/{name}", lambda: _drop_database(name)
 
-    def drop() -> None:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop
+def _drop_database(name: str) -> None:
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A freshly migrated database, on SQLite and on PostgreSQL."""
-    from sparkpilot.db.migrate import upgrade
-
+    """A database at the migrations' head (a copy of one migrated once), on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'test.db'}", (lambda: None)
+        url, drop = migrated(f"sqlite:///{tmp_path / 'test.db'}"), (lambda: None)
     else:
         url, drop = _fresh_postgres()
-    upgrade(url)
+    yield url
+    from sparkpilot.db.session import get_engine
+
+    get_engine(url).dispose()
+    drop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables yet, on SQLite and on PostgreSQL (for the migrations' own tests)."""
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{tmp_path / 'empty.db'}", (lambda: None)
+    else:
+        url, drop = _fresh_postgres(empty=True)
     yield url
     from sparkpilot.db.session import get_engine
 
@@ -185,9 +278,7 @@ def vllm(model_server: ModelServer) -> str:
 @pytest.fixture(scope="session")
 def stack(base_env: dict[str, str], vllm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A real gateway + Celery worker on a migrated SQLite database, the machine's Redis and vLLM."""
-    from sparkpilot.db.migrate import upgrade
-
-    upgrade(base_env["DATABASE_URL"])
+    migrated(base_env["DATABASE_URL"])
     logdir = tmp_path_factory.mktemp("logs")
     s = Stack(env=dict(base_env, SPARKPILOT_INFERENCE_URL=vllm), logdir=logdir)
     try:
@@ -240,13 +331,11 @@ def trainer(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture
 def private_redis_stack(base_env, tmp_path, pages):  # noqa: ANN001, ANN201
     """A gateway + worker on their own redis-server, which the test may stop and restart."""
-    from sparkpilot.db.migrate import upgrade
-
     port = free_port()
     redis_proc = start_redis(port, tmp_path)
     env = dict(base_env, REDIS_URL=f"redis://127.0.0.1:{port}/0", DATABASE_URL=f"sqlite:///{tmp_path / 'r.db'}",
                SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"))
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=tmp_path)
     stack.start_gateway()
     stack.start_worker()

@@ -268,8 +268,6 @@ def fault_figures(api: httpx.Client, run_id: str) -> dict[str, int]:
 
 def scripted_env(base_env: dict[str, str], folder: Path, model_url: str, model: str, **extra: str) -> dict[str, str]:
     """The env of a private stack in `folder` (its own SQLite, queue, key prefix, workspace) on a scripted model."""
-    from sparkpilot.db.migrate import upgrade
-
     tag = uuid.uuid4().hex[:8]
     env = dict(base_env)
     env.update(DATABASE_URL=f"sqlite:///{folder / 'stack.db'}", SPARKPILOT_QUEUE_NAME=f"test-{folder.name}-{tag}",
@@ -278,8 +276,33 @@ def scripted_env(base_env: dict[str, str], folder: Path, model_url: str, model: 
                SPARKPILOT_INFERENCE_URL=model_url, SPARKPILOT_WAIT_POLL_S="0.2", SPARKPILOT_AGENT_MAX_TOKENS="256",
                SPARKPILOT_DEFAULT_MAX_STEPS="6")
     env.update(extra)
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     return env
+
+
+_sqlite_template: list[Path] = []
+
+
+def migrated(url: str) -> str:
+    """Make `url` a database at the migrations' head: a new SQLite file is a copy of one migrated once per
+    test process (tests/integration/test_migrations.py runs the migrations themselves); anything else is
+    upgraded in place."""
+    import shutil
+
+    from sparkpilot.db.migrate import upgrade
+
+    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if path is None or path.exists():
+        upgrade(url)
+        return url
+    if not _sqlite_template:
+        template = Path(tempfile.mkdtemp(prefix="sparkpilot-template-")) / "head.db"
+        upgrade(f"sqlite:///{template}")
+        atexit.register(shutil.rmtree, template.parent, True)
+        _sqlite_template.append(template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_sqlite_template[0], path)
+    return url
 
 
 def sse_collect(api: httpx.Client, run_id: str, headers: dict | None = None) -> list[tuple[int, str, dict]]:

@@ -108,10 +108,10 @@ def test_the_audit_log_is_append_only_in_the_database(db) -> None:  # noqa: ANN0
 @pytest.mark.security
 def test_a_rotated_admin_token_revokes_the_old_one(base_env, tmp_path) -> None:  # noqa: ANN001
     """Changing SPARKPILOT_ADMIN_TOKEN and restarting: the old value stops working; a token may not pose as it."""
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'rot.db'}", SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"))
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     old, new = "sp_rotation_old_" + "a" * 16, "sp_rotation_new_" + "b" * 16
     for token in (old, new):
         gateway = Stack(env=dict(env, SPARKPILOT_ADMIN_TOKEN=token), logdir=tmp_path)

@@ -129,14 +129,14 @@ def test_a_run_whose_message_a_dead_worker_took_is_sent_again(base_env, tmp_path
     import sys
     import uuid
 
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
     from sparkpilot.queue import UNACKED
     from sparkpilot.redis_client import get_redis
     from tests.helpers import Stack
 
     env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'stranded.db'}", SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"),
                SPARKPILOT_QUEUE_NAME=f"test-stranded-{uuid.uuid4().hex[:8]}")
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=tmp_path)
     stack.start_gateway()  # no worker yet: the run's message waits on the queue
     try:

@@ -19,7 +19,7 @@ import pytest
 
 from sparkpilot.db.migrate import upgrade
 from sparkpilot.settings import WorkerSettings
-from tests.helpers import (Followers, ModelServer, Stack, fault_figures, free_port, record_fault, scripted_env,
+from tests.helpers import (Followers, ModelServer, Stack, fault_figures, free_port, migrated, record_fault, scripted_env,
                            start_redis, submit_load, wait_all_terminal, wait_for, wait_terminal)
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
@@ -127,7 +127,7 @@ def full_workspace(base_env, tmp_path, pages):  # noqa: ANN001, ANN201
         pytest.fail("this test mounts a small tmpfs as the workspace and needs root to (CI and this machine run as root)")
     env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'd.db'}", SPARKPILOT_WORKSPACE_DIR=str(mnt),
                SPARKPILOT_TRAJECTORIES_DIR=str(mnt / "trajectories"), **_own_queue())
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=tmp_path)
     try:
         stack.start_gateway()

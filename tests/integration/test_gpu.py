@@ -52,13 +52,13 @@ def cuda_vllm(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 
 def test_cuda_vllm_serves_and_the_worker_completes_a_run(cuda_vllm: str, base_env: dict[str, str], pages,  # noqa: ANN001
                                                          tmp_path: Path) -> None:
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     models = httpx.get(cuda_vllm + "/models", timeout=10).json()
     assert [m["id"] for m in models["data"]][0] == "smollm2-135m-instruct"
     env = dict(base_env, SPARKPILOT_INFERENCE_URL=cuda_vllm, DATABASE_URL=f"sqlite:///{tmp_path / 'gpu.db'}",
                SPARKPILOT_QUEUE_NAME=f"{base_env['SPARKPILOT_QUEUE_NAME']}-gpu")
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=tmp_path)
     try:
         stack.start_gateway()

@@ -55,14 +55,14 @@ def test_metrics_cover_steps_phases_http_and_training(api: httpx.Client, pages) 
 
 
 def test_a_dead_model_server_is_counted_as_a_model_error(base_env: dict[str, str], pages) -> None:  # noqa: ANN001
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     folder = Path(tempfile.mkdtemp(prefix="sparkpilot-metrics-"))
     tag = uuid.uuid4().hex[:8]
     env = dict(base_env, DATABASE_URL=f"sqlite:///{folder / 'm.db'}", SPARKPILOT_QUEUE_NAME=f"test-m-{tag}",
                SPARKPILOT_KEY_PREFIX=f"sptest-m-{tag}", SPARKPILOT_INFERENCE_URL="http://127.0.0.1:9/v1",
                SPARKPILOT_INFERENCE_RETRIES="1", SPARKPILOT_INFERENCE_TIMEOUT_S="2")
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=folder)
     try:
         stack.start_gateway()

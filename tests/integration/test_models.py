@@ -133,11 +133,11 @@ def test_unknown_names_and_bad_requests(api) -> None:
 
 
 def test_inference_down_is_503_and_health_degraded(base_env, tmp_path) -> None:
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'down.db'}",
                SPARKPILOT_INFERENCE_URL=f"http://127.0.0.1:{free_port()}/v1", SPARKPILOT_INFERENCE_RETRIES="2")
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     gw = Stack(env=env, logdir=tmp_path)
     gw.start_gateway()
     try:

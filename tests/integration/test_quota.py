@@ -19,13 +19,13 @@ REPLAY = {"policy": "replay", "actions": [{"name": "finish", "answer": "x"}]}
 
 
 def test_a_user_past_the_quota_gets_429_and_others_do_not(base_env: dict[str, str]) -> None:
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     folder = Path(tempfile.mkdtemp(prefix="sparkpilot-quota-"))
     queue = f"test-quota-{uuid.uuid4().hex[:8]}"  # no worker: every run stays queued
     env = dict(base_env, DATABASE_URL=f"sqlite:///{folder / 'q.db'}", SPARKPILOT_QUEUE_NAME=queue,
                SPARKPILOT_MAX_ACTIVE_RUNS_PER_USER="2")
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=folder)
     stack.start_gateway()
     try:

@@ -13,12 +13,12 @@ from tests.helpers import Stack, ws_collect
 
 
 def test_limits_per_token_and_per_ip(base_env: dict[str, str]) -> None:
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     folder = Path(tempfile.mkdtemp(prefix="sparkpilot-ratelimit-"))
     env = dict(base_env, DATABASE_URL=f"sqlite:///{folder / 'rl.db'}", SPARKPILOT_KEY_PREFIX=f"sptest-rl-{uuid.uuid4().hex[:8]}",
                SPARKPILOT_RATE_LIMIT_PER_TOKEN="4/minute", SPARKPILOT_RATE_LIMIT_PER_IP="7/minute")
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=folder)
     stack.start_gateway()
     try:

@@ -20,13 +20,13 @@ def _parent_of(pid: int) -> int:
 
 
 def test_two_workers_share_the_queue_and_a_runs_lock(base_env: dict[str, str], pages) -> None:  # noqa: ANN001
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     folder = Path(tempfile.mkdtemp(prefix="sparkpilot-scale-"))
     tag = uuid.uuid4().hex[:8]
     env = dict(base_env, DATABASE_URL=f"sqlite:///{folder / 's.db'}", SPARKPILOT_QUEUE_NAME=f"test-scale-{tag}",
                SPARKPILOT_KEY_PREFIX=f"sptest-scale-{tag}", SPARKPILOT_WORKSPACE_DIR=str(folder / "ws"))
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     stack = Stack(env=env, logdir=folder)
     second = None
     try:

@@ -20,7 +20,7 @@ MODEL = "scripted-fuzz"
 
 
 def test_no_server_errors_and_every_error_in_the_envelope(base_env: dict[str, str]) -> None:
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     folder = Path(tempfile.mkdtemp(prefix="sparkpilot-fuzz-"))
     tag = uuid.uuid4().hex[:8]
@@ -29,7 +29,7 @@ def test_no_server_errors_and_every_error_in_the_envelope(base_env: dict[str, st
                    SPARKPILOT_KEY_PREFIX=f"sptest-fuzz-{tag}", SPARKPILOT_INFERENCE_URL=model.url,
                    SPARKPILOT_INFERENCE_MODEL=MODEL, SPARKPILOT_RATE_LIMIT_PER_TOKEN="", SPARKPILOT_RATE_LIMIT_PER_IP="",
                    SPARKPILOT_WORKSPACE_DIR=str(folder / "workspace"))
-        upgrade(env["DATABASE_URL"])
+        migrated(env["DATABASE_URL"])
         stack = Stack(env=env, logdir=folder)
         stack.start_gateway()
         try:

@@ -63,12 +63,19 @@ def wait_job(api: httpx.Client, job_id: str, timeout: float = 600) -> dict:
     raise AssertionError(f"job {job_id} still {job['status']} ({job['phase']}) after {timeout} s: {job['progress']}")
 
 
-def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer, solved) -> None:  # noqa: ANN001
+@pytest.fixture(scope="module")
+def learner_round(api, trainer, solved) -> dict:  # noqa: ANN001
+    """The first training round of the adapter `learner` (learner@v1), whichever test here asks first."""
     body = {"name": "learner", "dataset": {"runs": {"policy": "replay", "tasks": [TASK]}}, "eval": EVAL,
             "hyperparameters": SMALL}
     resp = api.post("/api/v1/training/jobs", json=body)
     assert resp.status_code == 201, resp.text
-    job = wait_job(api, resp.json()["id"])
+    return wait_job(api, resp.json()["id"])
+
+
+@pytest.mark.timeout(600)
+def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, learner_round) -> None:  # noqa: ANN001
+    job = learner_round
     assert job["status"] == "succeeded", job
     assert job["done_phases"] == ["prepare", "train", "evaluate", "publish"]
     assert job["adapter"] == "learner@v1" and job["reason"].startswith("promoted: learner@v1")
@@ -116,7 +123,7 @@ def test_a_round_trains_evaluates_and_the_gate_promotes(api, stack, trainer, sol
 
 
 @pytest.mark.timeout(600)
-def test_a_merged_adapter_is_a_base_vllm_serves_with_the_adapters_answers(api, stack, tmp_path) -> None:  # noqa: ANN001
+def test_a_merged_adapter_is_a_base_vllm_serves_with_the_adapters_answers(api, stack, learner_round, tmp_path) -> None:  # noqa: ANN001
     """`sparkpilot models merge learner@v1`: a model folder registered as a base, served by a second vLLM."""
     target = tmp_path / "learner-v1-merged"
     out = subprocess.run([str(BIN / "sparkpilot"), "models", "merge", "learner@v1", "--out", str(target)], cwd=ROOT,
@@ -298,7 +305,8 @@ def _winning_seeds(api, stack, model: str, seeds: list[int]) -> list[int]:  # no
 
 
 @pytest.mark.timeout(600)
-def test_the_gate_refuses_an_adapter_trained_on_wrong_labels_and_rollback_restores(api, stack, trainer, solved) -> None:  # noqa: ANN001
+def test_the_gate_refuses_an_adapter_trained_on_wrong_labels_and_rollback_restores(api, stack, trainer, solved,  # noqa: ANN001
+                                                                                  learner_round) -> None:
     current = next(m["name"] for m in api.get("/api/v1/models").json() if m["name"].startswith("learner@") and m["current"])
     seeds = _winning_seeds(api, stack, "learner", list(range(3000, 3006)))[:2]
     assert seeds, f"{current} solved none of the probe episodes; the refusal needs a current version that wins some"

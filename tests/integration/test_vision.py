@@ -52,7 +52,7 @@ ANSWERS = [
 @pytest.fixture(scope="module")
 def fara_stack(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, ScriptedModel, Path]]:
     """A private gateway + worker whose model server is the scripted Fara."""
-    from sparkpilot.db.migrate import upgrade
+    from tests.helpers import migrated
 
     tmp = tmp_path_factory.mktemp("fara")
     profiles = tmp / "models.json"
@@ -65,7 +65,7 @@ def fara_stack(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
                SPARKPILOT_VIEWPORT_HEIGHT=str(VIEWPORT[1]), SPARKPILOT_AGENT_MAX_TOKENS="512",
                SPARKPILOT_TRAJECTORIES_DIR=str(tmp / "trajectories"),
                SPARKPILOT_DEFAULT_MAX_STEPS="6", SPARKPILOT_MAX_STEPS_LIMIT="9", SPARKPILOT_LOG_LEVEL="DEBUG")
-    upgrade(env["DATABASE_URL"])
+    migrated(env["DATABASE_URL"])
     with ScriptedModel(MODEL, ANSWERS) as model:
         stack = Stack(env=dict(env, SPARKPILOT_INFERENCE_URL=model.url), logdir=tmp)
         try:

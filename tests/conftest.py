@@ -16,8 +16,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.helpers import (BIN, EGRESS_PORT, ROOT, ModelServer, Stack, free_port, migrated, start_page_server,
-                           start_redis, wait_for)
+from tests.helpers import (BIN, EGRESS_PORT, ROOT, ModelServer, Stack, admin_client, free_port, migrated,
+                           running_stack, start_page_server, start_redis, wait_for)
+from tests.scripted_model import ScriptedModel
 
 POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -37,11 +38,14 @@ TIERS = {
 _TIER_FIXTURES = [  # (tier, fixtures that put a test in it), costliest first
     ("faults", {"private_redis_stack"}),
     ("trainer", {"trainer"}),
-    ("model", {"vllm", "model_server"}),
+    ("model", {"vllm", "model_server", "model_stack"}),
     ("stack", {"stack", "base_env"}),
     ("browser", {"browser", "pages"}),
     ("db", {"db_url", "db", "empty_db_url"}),
 ]
+
+
+MODEL_FIXTURES = {"vllm", "model_server", "model_stack", "trainer"}
 
 
 def tier_of(item: pytest.Item) -> str:
@@ -59,11 +63,16 @@ def tier_of(item: pytest.Item) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: `-m "unit or db"` selects by tier
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
-    """Mark every test with its tier (also a JUnit property); skip tests marked gpu on a machine without one."""
+    """Mark every test with its tier (also a JUnit property) and its xdist group; skip tests marked gpu on a
+    machine without one."""
     for item in items:
         tier = tier_of(item)
         item.add_marker(getattr(pytest.mark, tier))
         item.user_properties.append(("tier", tier))
+        # `-n 2 --dist loadgroup` (scripts/test.sh): every test that needs the real model runs in one process,
+        # so one vLLM serves the session; the others go by module, so a module's private stack starts once.
+        uses_model = bool(set(getattr(item, "fixturenames", ())) & MODEL_FIXTURES)
+        item.add_marker(pytest.mark.xdist_group("model" if uses_model else item.nodeid.split("::")[0]))
     if shutil.which("nvidia-smi"):
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU")
@@ -276,26 +285,41 @@ def vllm(model_server: ModelServer) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(base_env: dict[str, str], vllm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A real gateway + Celery worker on a migrated SQLite database, the machine's Redis and vLLM."""
-    migrated(base_env["DATABASE_URL"])
-    logdir = tmp_path_factory.mktemp("logs")
-    s = Stack(env=dict(base_env, SPARKPILOT_INFERENCE_URL=vllm), logdir=logdir)
-    try:
-        s.start_gateway()
-        s.start_worker()
+def scripted_model() -> Iterator[ScriptedModel]:
+    """The shared stack's model server: vLLM's API with scripted answers (a test about the model uses
+    `model_stack`). A test routes its own script by a marker in its task: `scripted_model.routes[MARKER]`."""
+    from sparkpilot.settings import WorkerSettings
+
+    with ScriptedModel(WorkerSettings.model_fields["inference_model"].default, []) as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
+def stack(base_env: dict[str, str], scripted_model: ScriptedModel,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The shared stack: a real gateway + Celery worker, the machine's Redis, and the scripted model server."""
+    with running_stack(base_env, scripted_model.url, tmp_path_factory.mktemp("stack")) as s:
         yield s
-    finally:
-        s.stop()
-        for log in sorted(logdir.glob("*.log")):
-            tail = log.read_text(errors="replace")[-3000:]
-            print(f"\n--- {log.name} (tail) ---\n{tail}")
+
+
+@pytest.fixture(scope="session")
+def model_stack(base_env: dict[str, str], vllm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack for tests about the model: a real gateway + Celery worker on the real vLLM (started once)."""
+    with running_stack(base_env, vllm, tmp_path_factory.mktemp("model-stack")) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")
 def api(stack: Stack) -> Iterator[httpx.Client]:
     """An HTTP client for the stack, authenticated as admin."""
-    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as c:
+    with admin_client(stack) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def model_api(model_stack: Stack) -> Iterator[httpx.Client]:
+    """An HTTP client for the model's stack, authenticated as admin."""
+    with admin_client(model_stack) as c:
         yield c
 
 
@@ -309,17 +333,17 @@ def user_api(stack) -> Iterator[httpx.Client]:
         yield c
 
 
-@pytest.fixture(scope="module")
-def trainer(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
-    """A trainer worker on the stack's training queue (the gate's default margin: 0)."""
+@pytest.fixture(scope="session")
+def trainer(model_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
+    """The session's trainer worker, on the model stack's training queue (the gate's default margin: 0)."""
     log = tmp_path_factory.mktemp("trainer") / "trainer.log"
-    env = dict(stack.env, SPARKPILOT_MINIWOB_URL=stack.base_url + "/benchmarks", SPARKPILOT_EVAL_TIMEOUT_S="300")
+    env = dict(model_stack.env, SPARKPILOT_MINIWOB_URL=model_stack.base_url + "/benchmarks", SPARKPILOT_EVAL_TIMEOUT_S="300")
     proc = subprocess.Popen([str(BIN / "celery"), "-A", "services.trainer.celery_app", "worker", "-n",
                              f"trainer-{time.time_ns()}@%h"], cwd=ROOT, env=env, stdout=open(log, "ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: " ready." in log.read_text(errors="replace"), 60, "trainer worker ready")
-        wait_for(lambda: stack.health()["checks"]["trainer"] == "ok", 30, "trainer heartbeat on /health")
+        wait_for(lambda: model_stack.health()["checks"]["trainer"] == "ok", 30, "trainer heartbeat on /health")
         yield proc
     finally:
         if proc.poll() is None:

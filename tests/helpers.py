@@ -14,6 +14,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -243,16 +245,45 @@ class Stack:
                     os.killpg(proc.pid, signal.SIGKILL)
 
 
+@contextmanager
+def running_stack(base_env: dict[str, str], model_url: str, folder: Path) -> Iterator[Stack]:
+    """A gateway + Celery worker with a SQLite database, queue and key prefix of their own (logs in `folder`),
+    asking the model server at `model_url`; stopped on exit, printing the tails of its logs."""
+    tag = uuid.uuid4().hex[:8]
+    env = dict(base_env, SPARKPILOT_INFERENCE_URL=model_url, DATABASE_URL=f"sqlite:///{folder / 'sparkpilot.db'}",
+               SPARKPILOT_QUEUE_NAME=f"test-{folder.name}-{tag}", SPARKPILOT_TRAINING_QUEUE=f"test-training-{folder.name}-{tag}",
+               SPARKPILOT_KEY_PREFIX=f"sptest-{folder.name}-{tag}")
+    migrated(env["DATABASE_URL"])
+    stack = Stack(env=env, logdir=folder)
+    try:
+        stack.start_gateway()
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()
+        for log in sorted(folder.glob("*.log")):
+            print(f"\n--- {folder.name}: {log.name} (tail) ---\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def admin_client(stack: Stack) -> httpx.Client:
+    """An HTTP client of `stack`, authenticated as admin."""
+    return httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30)
+
+
 FAULT_FIGURES = ROOT / "benchmark-results" / "faults.json"
 
 
 def record_fault(fault: str, **figures: object) -> None:
     """Print a fault's measured figures and merge them into benchmark-results/faults.json (the README's table)."""
+    import fcntl
+
     print(f"\nFAULT {fault}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
     FAULT_FIGURES.parent.mkdir(exist_ok=True)
-    data = json.loads(FAULT_FIGURES.read_text()) if FAULT_FIGURES.is_file() else {}
-    data[fault] = {**figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    FAULT_FIGURES.write_text(json.dumps(data, indent=2))
+    with open(FAULT_FIGURES.with_suffix(".lock"), "w") as lock:  # test processes run side by side (xdist)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(FAULT_FIGURES.read_text()) if FAULT_FIGURES.is_file() else {}
+        data[fault] = {**figures, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        FAULT_FIGURES.write_text(json.dumps(data, indent=2))
 
 
 def fault_figures(api: httpx.Client, run_id: str) -> dict[str, int]:

@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from agent.miniwob import MiniwobEpisode, MiniwobServer
 from tests.helpers import ROOT, submit_solved_click_button, wait_terminal
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 TASK = "click-button"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.helpers import wait_terminal
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 
 def test_model_run_completes_with_every_step_recorded(api, pages) -> None:

@@ -18,6 +18,7 @@ from sparkpilot.learn import overall, task_rows
 from sparkpilot.queue import PRIORITY_SEP, PRIORITY_STEPS
 from sparkpilot.stats import pct, wilson
 from tests.helpers import FINISH, Stack, free_port, wait_for, wait_terminal
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 # One step's timings as the worker records them (ms): the model's latency and the whole step.
 STEP = {"observe": 9.5, "prompt": 1.2, "model": 410.0, "parse_guard": 0.4, "act": 31.0, "persist": 2.1}

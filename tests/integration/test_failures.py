@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.helpers import FINISH, fault_figures, record_fault, start_redis, wait_for, wait_terminal, worker_of
+from tests.private_stack import api, stack  # noqa: F401 - these tests kill their stack's worker or Chromium
 
 
 pytestmark = pytest.mark.faults

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import record_fault as record
 from tests.helpers import fault_figures, wait_for, wait_terminal
+from tests.private_stack import api, stack  # noqa: F401 - these tests kill their stack's worker or Chromium
 
 pytestmark = pytest.mark.faults
 def _descendants(pid: int) -> list[int]:

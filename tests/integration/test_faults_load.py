@@ -21,6 +21,7 @@ from sparkpilot.db.migrate import upgrade
 from sparkpilot.settings import WorkerSettings
 from tests.helpers import (Followers, ModelServer, Stack, fault_figures, free_port, migrated, record_fault, scripted_env,
                            start_redis, submit_load, wait_all_terminal, wait_for, wait_terminal)
+from tests.private_stack import api, stack  # noqa: F401 - these tests kill their stack's worker or Chromium
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 LOAD = 50

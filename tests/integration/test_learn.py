@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers import BIN, ROOT, Stack
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 
 def learn(stack: Stack, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict | None]:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.helpers import FINISH, ROOT, Stack, free_port, wait_terminal
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 INFERENCE_PY = ROOT / ".venv-inference" / "bin" / "python"
 

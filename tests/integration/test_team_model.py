@@ -8,6 +8,7 @@ import pytest
 
 from sparkpilot.team_schemas import Plan
 from tests.helpers import sse_collect
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 
 @pytest.mark.timeout(900)

@@ -24,6 +24,7 @@ from playwright.sync_api import sync_playwright
 from agent.miniwob import MiniwobEpisode, MiniwobServer
 from agent.chromium import CHROMIUM_ARGS
 from tests.helpers import BIN, ROOT, Stack, free_port, record_fault, submit_solved_click_button, wait_for, wait_terminal, ws_collect
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 TASK = "click-button"
 TRAIN_SEEDS = [0, 1, 2, 3, 4, 5]

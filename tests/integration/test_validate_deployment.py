@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from tests.helpers import ROOT, Stack, free_port
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 SCRIPT = ROOT / "scripts" / "validate-deployment.sh"
 

@@ -55,16 +55,25 @@ def tier_of(item: pytest.Item) -> str:
     names = set(getattr(item, "fixturenames", ()))
     if "tests/e2e/" in item.nodeid or item.nodeid.startswith("e2e/"):
         return "ui"
+    if "tests/unit/" in item.nodeid:
+        names.discard("base_env")  # a unit test reads the test environment; it starts nothing with it
     for tier, fixtures in _TIER_FIXTURES:
         if names & fixtures:
             return tier
     return "unit"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """`--reverse`: run the tests in the opposite order (proves that none relies on another's leftovers)."""
+    parser.addoption("--reverse", action="store_true", help="run the collected tests in reverse order")
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: `-m "unit or db"` selects by tier
 def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
     """Mark every test with its tier (also a JUnit property) and its xdist group; skip tests marked gpu on a
     machine without one."""
+    if config.getoption("--reverse"):
+        items.reverse()
     for item in items:
         tier = tier_of(item)
         item.add_marker(getattr(pytest.mark, tier))

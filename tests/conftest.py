@@ -81,7 +81,8 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
         # `-n 2 --dist loadgroup` (scripts/test.sh): every test that needs the real model runs in one process,
         # so one vLLM serves the session; the others go by module, so a module's private stack starts once.
         uses_model = bool(set(getattr(item, "fixturenames", ())) & MODEL_FIXTURES)
-        item.add_marker(pytest.mark.xdist_group("model" if uses_model else item.nodeid.split("::")[0]))
+        item.add_marker(pytest.mark.xdist_group("model" if uses_model else
+                                                item.nodeid.split("::")[0].removeprefix("tests/").removesuffix(".py")))
     if shutil.which("nvidia-smi"):
         return
     skip = pytest.mark.skip(reason="needs an NVIDIA GPU")

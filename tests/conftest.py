@@ -48,6 +48,17 @@ _TIER_FIXTURES = [  # (tier, fixtures that put a test in it), costliest first
 MODEL_FIXTURES = {"vllm", "model_server", "model_stack", "trainer"}
 
 
+def _starts_from_base_env(item: pytest.Item) -> bool:
+    """True if the test or a fixture other than settings_override takes base_env (to start processes with it)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    if "base_env" in info.argnames:
+        return True
+    return any("base_env" in d.argnames for name, defs in info.name2fixturedefs.items()
+               if name not in ("settings_override", "base_env") for d in defs)
+
+
 def tier_of(item: pytest.Item) -> str:
     """The tier a collected test belongs to, from its markers, folder and fixtures."""
     if item.get_closest_marker("faults"):
@@ -55,8 +66,8 @@ def tier_of(item: pytest.Item) -> str:
     names = set(getattr(item, "fixturenames", ()))
     if "tests/e2e/" in item.nodeid or item.nodeid.startswith("e2e/"):
         return "ui"
-    if "tests/unit/" in item.nodeid:
-        names.discard("base_env")  # a unit test reads the test environment; it starts nothing with it
+    if "tests/unit/" in item.nodeid or not _starts_from_base_env(item):
+        names.discard("base_env")  # the test environment only read in process (settings_override): nothing started
     for tier, fixtures in _TIER_FIXTURES:
         if names & fixtures:
             return tier

@@ -1,7 +1,7 @@
 """An OpenAI-compatible server whose answers are scripted: it fakes only the model's answer.
 
 It speaks the parts of vLLM's API the product uses (/health, /v1/models, /tokenize, streamed
-/v1/chat/completions) and records every request, so a test can check what the model was sent
+/v1/chat/completions, the /metrics series the System page reads) and records every request, so a test can check what the model was sent
 (images, prompts) while the real worker, browser and gateway do everything else.
 """
 
@@ -22,6 +22,7 @@ class ScriptedModel:
         # Per-conversation scripts: a request whose messages contain KEY is answered from routes[KEY].
         self.routes: dict[str, list[str]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.tokens = {"prompt": 0, "generation": 0}  # what it served, as vLLM's counters count it
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -68,7 +69,22 @@ class ScriptedModel:
                     return self._json(200, {})
                 if self.path == "/v1/models":
                     return self._json(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
+                if self.path == "/metrics":
+                    return self._metrics()
                 return self._json(404, {"error": "not found"})
+
+            def _metrics(self) -> None:
+                label = f'{{model_name="{outer.model}"}}'
+                lines = [f"vllm:prompt_tokens_total{label} {outer.tokens['prompt']}",
+                         f"vllm:generation_tokens_total{label} {outer.tokens['generation']}",
+                         f"vllm:num_requests_running{label} 0", f"vllm:num_requests_waiting{label} 0",
+                         f"vllm:kv_cache_usage_perc{label} 0.0"]
+                raw = ("\n".join(lines) + "\n").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
@@ -80,6 +96,9 @@ class ScriptedModel:
                 if body.get("model") != outer.model:
                     return self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
                 text = outer._next(body)
+                with outer._lock:
+                    outer.tokens["prompt"] += 100
+                    outer.tokens["generation"] += max(1, len(text) // 4)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()

@@ -78,16 +78,19 @@ def test_redis_restart_under_load_loses_no_run_and_no_event(private_redis_stack,
                      steps_lost=0, **figures)
 
 
-def test_model_server_killed_mid_step_and_restarted_runs_go_on(base_env, model_server: ModelServer, tmp_path) -> None:  # noqa: ANN001
+def test_model_server_killed_mid_step_and_restarted_runs_go_on(base_env, tmp_path) -> None:  # noqa: ANN001
     """The model server is SIGKILLed while steps wait on it and started again: each waiting step retries
-    until it is back (SPARKPILOT_INFERENCE_RESTART_WAIT_S) and every run ends on its own terms."""
+    until it is back (SPARKPILOT_INFERENCE_RESTART_WAIT_S) and every run ends on its own terms. The server is
+    this test's own (a real vLLM), never the one the session's model tests share."""
     n = 16
     model = WorkerSettings.model_fields["inference_model"].default  # the embedded model the server serves
+    model_server = ModelServer(env=base_env, log=tmp_path / "vllm.log")
+    model_server.start()
     env = scripted_env(base_env, tmp_path, model_server.url, model, SPARKPILOT_INFERENCE_RESTART_WAIT_S="600")
     stack = Stack(env=env, logdir=tmp_path)
-    stack.start_gateway()
-    stack.start_worker()
     try:
+        stack.start_gateway()
+        stack.start_worker()
         with _client(stack) as api:
             body = {"task": "miniwob click-test", "max_steps": 1, "env": {"type": "miniwob", "task": "click-test", "seed": 0},
                     "start_url": f"{stack.base_url}/benchmarks/miniwob/click-test.html"}
@@ -117,6 +120,7 @@ def test_model_server_killed_mid_step_and_restarted_runs_go_on(base_env, model_s
                          runs_succeeded=sum(r["status"] == "succeeded" for r in runs), steps_lost=0, **figures)
     finally:
         stack.stop()
+        model_server.stop()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sparkpilot.errors import NotFound
 from sparkpilot.llm_client import InferenceUnavailable, LLMClient
 from sparkpilot.settings import get_settings
 from tests.helpers import free_port
+from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 
 class Action(BaseModel):
@@ -87,3 +88,27 @@ def test_health_says_degraded_when_inference_is_down(settings_override, monkeypa
     monkeypatch.setenv("SPARKPILOT_INFERENCE_URL", "")
     clear_settings_cache()
     assert _run(check_inference()) == "not configured"
+
+
+def _envelope(resp: httpx.Response, status: int, code: str) -> None:
+    assert resp.status_code == status, resp.text
+    err = resp.json()["error"]
+    assert set(err) == {"type", "message", "code"} and err["code"] == code, err
+
+
+@pytest.mark.security
+def test_direct_inference_takes_text_and_inline_images_only(api: httpx.Client) -> None:
+    def ask(content: object, role: str = "user") -> httpx.Response:
+        return api.post("/api/v1/inference", json={"messages": [{"role": role, "content": content}], "max_tokens": 4})
+
+    for content in ([{"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest/meta-data/"}}],
+                    [{"type": "image_url", "image_url": "http://127.0.0.1:6379/"}],
+                    [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}],
+                    [{"type": "text", "text": "hi", "extra": 1}], 42):
+        _envelope(ask(content), 422, "validation_error")
+    _envelope(ask("hi", role="tool"), 422, "validation_error")
+    # The embedded text model cannot read an image: the model server's 400 is the caller's 422, not a 502.
+    pixel = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    _envelope(ask([{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": pixel}}]),
+              422, "inference_refused")
+    assert api.post("/api/v1/inference", json={"prompt": "Say hi", "max_tokens": 2}).status_code == 200

@@ -45,6 +45,7 @@ _TIER_FIXTURES = [  # (tier, fixtures that put a test in it), costliest first
 ]
 
 
+TRAINER_TIMEOUT_S = 600
 MODEL_FIXTURES = {"vllm", "model_server", "model_stack", "trainer"}
 
 
@@ -89,6 +90,10 @@ def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
         tier = tier_of(item)
         item.add_marker(getattr(pytest.mark, tier))
         item.user_properties.append(("tier", tier))
+        if "trainer" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("timeout"):
+            # Fine-tuning on 2 cores shared with the other test process: 300 s is too tight (the jobs'
+            # own deadlines are up to 420 s).
+            item.add_marker(pytest.mark.timeout(TRAINER_TIMEOUT_S))
         # `-n 2 --dist loadgroup` (scripts/test.sh): every test that needs the real model runs in one process,
         # so one vLLM serves the session; the others go by module, so a module's private stack starts once.
         uses_model = bool(set(getattr(item, "fixturenames", ())) & MODEL_FIXTURES)

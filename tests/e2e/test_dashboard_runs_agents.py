@@ -13,7 +13,8 @@ import uuid
 import httpx
 from playwright.sync_api import expect
 
-from tests.helpers import wait_all_terminal, wait_terminal
+from tests.helpers import wait_terminal
+from tests.load import wait_all_terminal
 
 FINISH = [{"name": "finish", "answer": "ok"}]
 HTTP_ERROR = r"Failed to load resource: the server responded with a status of 4(09|22)"

@@ -19,8 +19,9 @@ import pytest
 
 from sparkpilot.db.migrate import upgrade
 from sparkpilot.settings import WorkerSettings
-from tests.helpers import (Followers, ModelServer, Stack, fault_figures, free_port, migrated, record_fault, scripted_env,
-                           start_redis, submit_load, wait_all_terminal, wait_for, wait_terminal)
+from tests.helpers import (ModelServer, Stack, fault_figures, free_port, migrated, record_fault, scripted_env, start_redis,
+                           wait_for, wait_terminal)
+from tests.load import Followers, submit_load, wait_all_terminal
 from tests.private_stack import api, stack  # noqa: F401 - these tests kill their stack's worker or Chromium
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]

@@ -376,6 +376,14 @@ def wait_terminal(client: httpx.Client, run_id: str, timeout: float = 60) -> dic
     return wait_for(done, timeout, f"run {run_id} to end")
 
 
+def run_async(coro):  # noqa: ANN001, ANN201
+    """Run a coroutine to its end on a thread of its own: a module's Playwright (sync API) may hold this thread's loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def ws_collect(url: str, token: str | None = None, header: bool = False) -> tuple[list[dict], int]:
     """Every message of a WebSocket until it closes, and its close code; the token offered as a browser
     does (subprotocols `sparkpilot`, `bearer.<token>`) or, with `header`, as Authorization."""

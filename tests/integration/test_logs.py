@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ws_collect, wait_terminal
+from tests.helpers import run_async, wait_terminal, ws_collect
 
 
 def _records(path: Path) -> list[dict]:
@@ -35,7 +34,7 @@ def test_a_run_logs_json_with_its_id_and_never_a_password_or_token(api: httpx.Cl
     assert steps[-1]["observation"]["title"] == "signed in as ada"
     # A token in a WebSocket URL is refused, and its access-log line masks it.
     ws = stack.base_url.replace("http", "ws") + f"/api/v1/runs/{run['id']}/ws?token={stack.token}"
-    assert asyncio.run(ws_collect(ws))[1] == 4400
+    assert run_async(ws_collect(ws))[1] == 4400
 
     worker = _records(stack.logdir / "worker.log")
     mine = [r for r in worker if r.get("run_id") == run["id"]]

@@ -66,7 +66,7 @@ def fara_stack(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
                SPARKPILOT_TRAJECTORIES_DIR=str(tmp / "trajectories"),
                SPARKPILOT_DEFAULT_MAX_STEPS="6", SPARKPILOT_MAX_STEPS_LIMIT="9", SPARKPILOT_LOG_LEVEL="DEBUG")
     migrated(env["DATABASE_URL"])
-    with ScriptedModel(MODEL, ANSWERS) as model:
+    with ScriptedModel(MODEL, []) as model:
         stack = Stack(env=dict(env, SPARKPILOT_INFERENCE_URL=model.url), logdir=tmp)
         try:
             stack.start_gateway()
@@ -80,8 +80,11 @@ def fara_stack(base_env: dict[str, str], tmp_path_factory: pytest.TempPathFactor
 
 def test_fara_run_clicks_and_types_where_the_scaled_coordinates_point(fara_stack, pages) -> None:  # noqa: ANN001
     stack, model, trajectories = fara_stack
+    task = "Press Go, then enter the name Ada."
+    model.routes[task] = list(ANSWERS)  # this run's script, whatever the module's other tests asked before
+    before = len(model.requests)
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:
-        resp = api.post("/api/v1/runs", json={"task": "Press Go, then enter the name Ada.",
+        resp = api.post("/api/v1/runs", json={"task": task,
                                               "start_url": pages.url + "/vision.html", "max_steps": 8})
         assert resp.status_code == 201, resp.text
         run_id = resp.json()["id"]
@@ -90,6 +93,7 @@ def test_fara_run_clicks_and_types_where_the_scaled_coordinates_point(fara_stack
         steps = steps.get("items", steps) if isinstance(steps, dict) else steps
         records = api.get(f"/api/v1/runs/{run_id}/trajectory").json()
 
+    requests = model.requests[before:]
     assert run["status"] == "succeeded", run
     assert run["result"] == "The name is typed and submitted. Done."
     assert run["model"] == MODEL
@@ -108,8 +112,8 @@ def test_fara_run_clicks_and_types_where_the_scaled_coordinates_point(fara_stack
 
     # What the model was sent: Fara's system prompt with the resized size, PNG screenshots of that size,
     # the task first, later turns with the URL; the guard error reached the model; no JSON schema.
-    assert len(model.requests) == 4
-    for body in model.requests:
+    assert len(requests) == 4
+    for body in requests:
         assert body["model"] == MODEL and "response_format" not in body
         system = body["messages"][0]
         assert system["role"] == "system" and f"The screen's resolution is {IMG_W}x{IMG_H}." in system["content"]
@@ -118,15 +122,15 @@ def test_fara_run_clicks_and_types_where_the_scaled_coordinates_point(fara_stack
         assert 1 <= len(images) <= 3
         png = base64.b64decode(images[-1]["image_url"]["url"].removeprefix("data:image/png;base64,"))
         assert Image.open(io.BytesIO(png)).size == (IMG_W, IMG_H)
-    first_user = model.requests[0]["messages"][1]["content"]
+    first_user = requests[0]["messages"][1]["content"]
     assert first_user[-1] == {"type": "text", "text": "Press Go, then enter the name Ada."}
-    second = model.requests[1]["messages"]
+    second = requests[1]["messages"]
     assert second[2] == {"role": "assistant", "content": ANSWERS[0]}
     assert "Your last action failed: The point" in second[-1]["content"][-1]["text"]
     assert second[-1]["content"][-1]["text"].startswith("Current URL: " + pages.url + "/vision.html")
     # system, the task (its screenshot dropped: only the last 3 are kept), 3 screenshot turns, 3 answers
-    assert len(model.requests[3]["messages"]) == 1 + 4 + 3
-    assert isinstance(model.requests[3]["messages"][1]["content"], list) and len(model.requests[3]["messages"][1]["content"]) == 1
+    assert len(requests[3]["messages"]) == 1 + 4 + 3
+    assert isinstance(requests[3]["messages"][1]["content"], list) and len(requests[3]["messages"][1]["content"]) == 1
 
     # The trajectory keeps screenshots as step references, not image bytes; the worker wrote it to the volume.
     assert "base64" not in json.dumps(records)

@@ -19,8 +19,8 @@ import pytest
 
 from sparkpilot.db.migrate import upgrade
 from sparkpilot.settings import WorkerSettings
-from tests.helpers import (ModelServer, Stack, fault_figures, free_port, migrated, record_fault, scripted_env, start_redis,
-                           wait_for, wait_terminal)
+from tests.helpers import (ModelServer, Stack, admin_client, fault_figures, free_port, migrated, record_fault,
+                           scripted_env, start_redis, wait_for, wait_terminal)
 from tests.load import Followers, submit_load, wait_all_terminal
 from tests.private_stack import api, stack  # noqa: F401 - these tests kill their stack's worker or Chromium
 
@@ -33,10 +33,6 @@ def _own_queue() -> dict[str, str]:
     """A queue and key prefix of its own, so the session's shared worker (another database) takes none of its runs."""
     tag = uuid.uuid4().hex[:8]
     return {"SPARKPILOT_QUEUE_NAME": f"test-faults-{tag}", "SPARKPILOT_KEY_PREFIX": f"sptest-faults-{tag}"}
-
-
-def _client(stack: Stack) -> httpx.Client:
-    return httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30)
 
 
 def _start_load(stack: Stack, api: httpx.Client, pages) -> tuple[list[str], Followers]:  # noqa: ANN001
@@ -58,7 +54,7 @@ def test_redis_restart_under_load_loses_no_run_and_no_event(private_redis_stack,
     gateway's queue guard re-sends the queued runs it lost, running runs go on, and every client's
     stream resumes from its Last-Event-ID without a gap or a repeat."""
     stack, state = private_redis_stack
-    with _client(stack) as api:
+    with admin_client(stack) as api:
         run_ids, followers = _start_load(stack, api, pages)
         state["redis"].kill()
         state["redis"].wait(10)
@@ -92,7 +88,7 @@ def test_model_server_killed_mid_step_and_restarted_runs_go_on(base_env, tmp_pat
     try:
         stack.start_gateway()
         stack.start_worker()
-        with _client(stack) as api:
+        with admin_client(stack) as api:
             body = {"task": "miniwob click-test", "max_steps": 1, "env": {"type": "miniwob", "task": "click-test", "seed": 0},
                     "start_url": f"{stack.base_url}/benchmarks/miniwob/click-test.html"}
             run_ids = submit_load(api, n, body)
@@ -146,7 +142,7 @@ def full_workspace(base_env, tmp_path, pages):  # noqa: ANN001, ANN201
 
 def test_a_full_workspace_fails_runs_with_a_reason_and_recovers_when_freed(full_workspace, pages) -> None:  # noqa: ANN001
     stack, mnt = full_workspace
-    with _client(stack) as api:
+    with admin_client(stack) as api:
         body = {"task": "disk", "start_url": pages.url + "/index.html", **WAIT_THEN_FINISH}
         ok = api.post("/api/v1/runs", json=body).json()
         assert wait_terminal(api, ok["id"])["status"] == "succeeded"
@@ -214,7 +210,7 @@ def test_postgres_restart_under_load_every_run_finishes(base_env, private_postgr
     stack.start_gateway()
     stack.start_worker()
     try:
-        with _client(stack) as api:
+        with admin_client(stack) as api:
             run_ids, followers = _start_load(stack, api, pages)
             restarted_at = time.time()
             subprocess.run([*ctl, "-m", "fast", "restart"], check=True, capture_output=True)

@@ -19,6 +19,9 @@ KEYS = ["Enter", "Tab", "Escape", "Backspace", "ArrowDown", "ArrowUp"]
 MAX_TEXT = 120  # longest fill/answer text the model may write; keeps answers short and stops runaway output
 MAX_THOUGHT = 80
 MAX_NAME = 30
+MAX_URL = 128  # xgrammar 0.2 fails to compile a pattern repeated more than 128 times
+# A URL the model may write: printable ASCII without quote or backslash, so one byte per character.
+URL_FIELD = {"type": "string", "pattern": f'^[!#-\\[\\]-~]{{0,{MAX_URL}}}$'}
 
 
 def is_fillable(e: dict[str, Any]) -> bool:
@@ -62,7 +65,7 @@ class ActionSpace:
         if name == "scroll":
             return {"dy": {"type": "integer", "enum": [-300, 300]}}
         if name == "goto":
-            return {"url": {"type": "string", "maxLength": 300}}
+            return {"url": URL_FIELD}
         if name in ("finish", "send_msg_to_user"):
             return {"answer" if name == "finish" else "text": {"type": "string", "maxLength": MAX_TEXT}}
         return {}
@@ -123,6 +126,39 @@ def build_action_space(obs: Observation, *, env_judges_end: bool = False, though
         offered = ["scroll"]
     return ActionSpace(offered, {k: v for k, v in bids.items() if k in offered}, thought,
                        {e["bid"]: e for e in usable}, tools)
+
+
+def answer_tokens(schema: dict[str, Any]) -> int | None:
+    """Most tokens an answer in `schema` can take (None: unbounded), as the served grammar writes it.
+
+    A token is at least one byte, so the longest answer's UTF-8 bytes bound its tokens. xgrammar writes a
+    string with maxLength as raw characters (no escapes: at most 4 bytes each), a pattern as written
+    (URL_FIELD: ASCII), an enum's value JSON-encoded; separators are counted with a space (", ", ": ").
+    """
+    if "anyOf" in schema:
+        bounds = [answer_tokens(v) for v in schema["anyOf"]]
+        return None if None in bounds else max(bounds)  # type: ignore[type-var]
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return max(max(len(json.dumps(v).encode()), len(json.dumps(v, ensure_ascii=False).encode())) for v in values)
+    kind = schema.get("type")
+    if kind == "string":
+        if schema.get("pattern") == URL_FIELD["pattern"]:
+            return 2 + MAX_URL
+        return 2 + 4 * schema["maxLength"] if "maxLength" in schema and "pattern" not in schema else None
+    if kind == "boolean":
+        return 5
+    if kind == "null":
+        return 4
+    if kind == "array" and "maxItems" in schema:
+        item = answer_tokens(schema.get("items", {}))
+        return None if item is None else 2 + schema["maxItems"] * (item + 2)
+    if kind == "object" and schema.get("additionalProperties") is False:
+        props = [(k, answer_tokens(v)) for k, v in schema.get("properties", {}).items()]
+        if any(b is None for _, b in props):
+            return None
+        return 2 + sum(len(json.dumps(k).encode()) + 2 + b + 2 for k, b in props)  # type: ignore[operator]
+    return None
 
 
 def example_answer(action: dict[str, Any], thought: ThoughtMode) -> str:

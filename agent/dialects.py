@@ -50,7 +50,7 @@ class Dialect(Protocol):
 
     def prompt(self, index: int, goal: str, obs: Observation, space: ActionSpace, turns: list[Turn],
                last_error: str | None, policy: Any) -> Prompt:
-        """The step's prompt, fitted to `policy.prompt_limit` (PromptTooLong if it cannot fit)."""
+        """The step's prompt, fitted to `policy.prompt_limit(space)` (PromptTooLong if it cannot fit)."""
         ...
 
     def parse(self, text: str, obs: Observation) -> ParsedAction:
@@ -75,13 +75,13 @@ class JsonDialect:
                last_error: str | None, policy: Any) -> Prompt:
         """Fit the element list and page text to the model's context, then attach the screenshot if it reads one."""
         screen = None
-        limit = policy.prompt_limit
+        limit = policy.prompt_limit(space)
         if self.profile.input == "text+image" and obs.screenshot:
             screen = encode_screen(obs.screenshot, obs.viewport, self.profile)
             limit -= screen.tokens
         messages, tokens = fit_messages(
             lambda el, tx: build_messages(goal, obs, space, [t.line for t in turns if t.line], last_error, el, tx),
-            policy.count_tokens, limit)
+            lambda m: policy.count_tokens(m, limit), limit)
         if screen is None:
             return Prompt(messages, tokens)
         text = messages[-1]["content"]

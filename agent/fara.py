@@ -102,8 +102,9 @@ class FaraDialect:
                     record.append(sent[-1])
             system = {"role": "system", "content": system_prompt(self.screen.width, self.screen.height)}
             sent, record = [system, *sent], [system, *record]
-            tokens = self._count(sent, policy) + n_images * self.screen.tokens
-            if tokens <= policy.prompt_limit:
+            limit = policy.prompt_limit(None)  # Fara answers in its own format: no schema, max_tokens of room
+            tokens = self._count(sent, policy, limit) + n_images * self.screen.tokens
+            if tokens <= limit:
                 return Prompt(sent, tokens, record, structured=False)
             if dropped < len(answers):
                 dropped += 1
@@ -111,14 +112,14 @@ class FaraDialect:
                 images -= 1
             else:
                 raise PromptTooLong(f"one screenshot and the task need {tokens} tokens; the model allows "
-                                    f"{policy.prompt_limit}")
+                                    f"{limit}")
 
     @staticmethod
-    def _count(messages: list[dict[str, Any]], policy: Any) -> int:
+    def _count(messages: list[dict[str, Any]], policy: Any, limit: int) -> int:
         """Text tokens by the policy's tokenizer (images left out), or an estimate without one."""
         flat = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else
                  "\n".join(p["text"] for p in m["content"] if p.get("type") == "text")} for m in messages]
-        n = policy.count_tokens(flat)
+        n = policy.count_tokens(flat, limit)
         return n if n is not None else sum(len(m["content"]) for m in flat) // CHARS_PER_TOKEN + 8 * len(flat)
 
     def parse(self, text: str, obs: Observation) -> ParsedAction:

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agent.action_space import ActionSpace, target_name
+from agent.action_space import ActionSpace, answer_tokens, target_name
 from sparkpilot.llm_client import LLMClient
 
 
@@ -28,10 +28,13 @@ class Policy(Protocol):
     """Anything that turns a prompt into the model's raw answer."""
 
     name: str
-    prompt_limit: int  # most prompt tokens, leaving room for the answer
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> int | None:
-        """The prompt's length in the model's tokens (None: the policy has no tokenizer)."""
+    def prompt_limit(self, space: ActionSpace | None) -> int:
+        """Most prompt tokens for a step with this action space: its longest answer still fits beside them."""
+        ...
+
+    def count_tokens(self, messages: list[dict[str, str]], limit: int) -> int | None:
+        """The prompt's length in the model's tokens, exact at least when near `limit` (None: no tokenizer)."""
         ...
 
     def decide(self, messages: list[dict[str, Any]], space: ActionSpace | None) -> Decision:
@@ -64,20 +67,27 @@ class ModelPolicy:
         self.model, self.max_tokens, self.structured = model, max_tokens, structured
         self.temperature = temperature
         self.tokenizer_model = tokenizer_model or model  # adapters share the base model's tokenizer
-        self._limit: int | None = None
 
     @property
-    def prompt_limit(self) -> int:
-        """max_model_len as the server reports it, minus room for the answer (asked once)."""
-        if self._limit is None:
-            key = f"{self._client.base_url} {self.tokenizer_model}"
-            if key not in _MAX_MODEL_LEN:
-                empty = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
-                _MAX_MODEL_LEN[key] = int(self._run(self._client.tokenize(empty, self.tokenizer_model))[1] or 2048)
-            self._limit = _MAX_MODEL_LEN[key] - self.max_tokens
-        return self._limit
+    def max_model_len(self) -> int:
+        """The served context length as the server reports it (asked once per process)."""
+        key = f"{self._client.base_url} {self.tokenizer_model}"
+        if key not in _MAX_MODEL_LEN:
+            empty = [{"role": "system", "content": ""}, {"role": "user", "content": ""}]
+            _MAX_MODEL_LEN[key] = int(self._run(self._client.tokenize(empty, self.tokenizer_model))[1] or 2048)
+        return _MAX_MODEL_LEN[key]
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+    def answer_room(self, space: ActionSpace | None) -> int:
+        """Tokens kept for the step's answer: the longest its schema allows, so a constrained answer is never
+        cut; `max_tokens` for free text (a dialect with its own format) or a schema with no bound (an MCP tool's)."""
+        bound = answer_tokens(space.schema()) if self.structured and space is not None else None
+        return bound if bound is not None else self.max_tokens
+
+    def prompt_limit(self, space: ActionSpace | None) -> int:
+        """max_model_len minus the room for this step's answer."""
+        return self.max_model_len - self.answer_room(space)
+
+    def count_tokens(self, messages: list[dict[str, str]], limit: int) -> int:
         """Prompt tokens by the server's own tokenizer and chat template (POST /tokenize).
 
         A byte-level BPE token covers at least one byte, so (template + fixed part, counted once)
@@ -88,7 +98,7 @@ class ModelPolicy:
         if key not in _HEAD_TOKENS:
             _HEAD_TOKENS[key] = self._run(self._client.tokenize(head, self.tokenizer_model))[0]
         bound = _HEAD_TOKENS[key] + sum(len(m["content"].encode()) for m in messages[1:])
-        if bound <= self.prompt_limit:
+        if bound <= limit:
             return bound
         return self._run(self._client.tokenize(messages, self.tokenizer_model))[0]
 
@@ -96,7 +106,7 @@ class ModelPolicy:
         """Ask the model, constrained to the step's action space (None: a dialect with its own format)."""
         schema = space.schema() if self.structured and space is not None else None
         out = self._run(
-            self._client.complete(messages, max_tokens=self.max_tokens, temperature=self.temperature,
+            self._client.complete(messages, max_tokens=self.answer_room(space), temperature=self.temperature,
                                  json_schema=schema)
         )
         m = out.metrics
@@ -128,13 +138,16 @@ class ReplayPolicy:
     """
 
     name = "replay"
-    prompt_limit = 1500
 
-    def __init__(self, actions: list[Any]) -> None:
+    def __init__(self, actions: list[Any], start: int = 0) -> None:
         self.actions = list(actions)
-        self.i = 0
+        self.i = start  # a resumed run plays on from the first action it has not recorded (one step per action)
 
-    def count_tokens(self, messages: list[dict[str, str]]) -> None:
+    def prompt_limit(self, space: ActionSpace | None) -> int:
+        """A fixed budget: replayed answers need no room."""
+        return 1500
+
+    def count_tokens(self, messages: list[dict[str, str]], limit: int) -> None:
         """No tokenizer: the prompt builder estimates."""
         return None
 

@@ -64,7 +64,7 @@ def tool_schemas(tools: ToolBox | None, name: str) -> list[dict[str, Any]]:
         return []
     if name == "search_documents" and tools.documents:
         return [{"type": "object", "properties": {"action": {"type": "string", "enum": [name]},
-                                                  "query": {"type": "string", "maxLength": 200}},
+                                                  "query": {"type": "string", "maxLength": 120}},
                  "required": ["action", "query"], "additionalProperties": False}]
     if name == "call_tool":
         return [{"type": "object", "properties": {"action": {"type": "string", "enum": [name]},

@@ -159,7 +159,7 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
         tools = run_tools(run, settings)
     except (OSError, ValueError) as exc:
         return RunStatus.failed, f"MCP server config unreadable: {exc}", None, None
-    policy = make_policy(run, settings)
+    policy = make_policy(run, settings, done_steps)
     hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url, run.allowed_domains)
     try:
         failed = hooks.open_start()
@@ -198,10 +198,11 @@ def _run_team(run: Run, settings: WorkerSettings, heart: Heartbeat):  # noqa: AN
         policy.close()
 
 
-def make_policy(run: Run, settings: WorkerSettings) -> Policy:
-    """The run's policy: the served model or adapter the run names (default), or a scripted replay."""
+def make_policy(run: Run, settings: WorkerSettings, done_steps: int = 0) -> Policy:
+    """The run's policy: the served model or adapter the run names (default), or a scripted replay
+    (resumed after the `done_steps` actions an earlier attempt recorded)."""
     if run.policy.get("type") == "replay":
-        return ReplayPolicy(run.policy.get("actions") or [])
+        return ReplayPolicy(run.policy.get("actions") or [], start=done_steps)
     model = run.model or settings.inference_model
     if model != settings.inference_model:
         registry.ensure_loaded(model, settings)

@@ -167,9 +167,11 @@ def test_model_policy_errors_end_the_run_with_a_reason(page) -> None:
 
     class Down:
         name = "down"
-        prompt_limit = 1500
 
-        def count_tokens(self, messages) -> None:
+        def prompt_limit(self, space) -> int:
+            return 1500
+
+        def count_tokens(self, messages, limit) -> None:
             return None
 
         def decide(self, messages, space) -> Decision:

@@ -6,7 +6,7 @@ import json
 
 import asyncio
 
-from agent.action_space import build_action_space, target_name
+from agent.action_space import MAX_TEXT, answer_tokens, build_action_space, target_name
 from agent.observe import observe
 from agent.policies import ModelPolicy
 from agent.prompt import build_messages, fit_messages
@@ -28,11 +28,12 @@ def test_every_sampled_answer_names_an_id_on_the_page(browser, vllm) -> None:
     space = build_action_space(obs, env_judges_end=True)
     on_page = {e["bid"] for e in obs.elements}
     messages = build_messages("Buy the item in size M.", obs, space, [], None)
-    policy = ModelPolicy(vllm, MODEL, 60, 2, max_tokens=64)
-    # temperature 1.0: the schema, not greedy luck, keeps every id valid; 400 tokens leave room for the
-    # longest text the schema allows (MAX_TEXT characters), so every answer ends inside the schema
+    policy = ModelPolicy(vllm, MODEL, 60, 2, max_tokens=64, temperature=1.0)
+    room = policy.answer_room(space)  # what decide() asks for: the longest answer the schema allows
+    assert room == answer_tokens(space.schema()) > 2 + 4 * MAX_TEXT
+    # temperature 1.0: the schema, not greedy luck, keeps every id valid and every answer whole
     async def sample(n: int) -> list:
-        return await asyncio.gather(*(policy._client.complete(messages, max_tokens=400, temperature=1.0,
+        return await asyncio.gather(*(policy._client.complete(messages, max_tokens=room, temperature=1.0,
                                                               json_schema=space.schema()) for _ in range(n)))
 
     try:
@@ -55,11 +56,12 @@ def test_a_500_element_page_fits_the_model_context(browser, vllm) -> None:
     assert len(obs.elements) >= 500
     space = build_action_space(obs)
     policy = ModelPolicy(vllm, MODEL, 120, 2, max_tokens=64)
+    limit = policy.prompt_limit(space)
     try:
         messages, counted = fit_messages(lambda e, t: build_messages("Click product 250.", obs, space, [], None, e, t),
-                                         policy.count_tokens, policy.prompt_limit)
+                                         lambda m: policy.count_tokens(m, limit), limit)
         exact, max_len = policy._run(policy._client.tokenize(messages, MODEL))
-        assert max_len == 2048 and exact <= policy.prompt_limit == 2048 - 64
+        assert max_len == 2048 and exact <= limit == 2048 - answer_tokens(space.schema())
         assert "more elements cut" in messages[1]["content"]
         decision = policy.decide(messages, space)  # the server accepts it and answers in the schema
         assert decision.metrics["prompt_tokens"] == exact

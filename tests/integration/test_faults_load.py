@@ -44,9 +44,11 @@ def _start_load(stack: Stack, api: httpx.Client, pages) -> tuple[list[str], Foll
     return run_ids, followers
 
 
-def _steps_lost(api: httpx.Client, runs: list[dict], expected: int) -> int:
-    """Steps missing from the runs that succeeded, against the `expected` steps each must have recorded."""
-    return sum(expected - len(api.get(f"/api/v1/runs/{r['id']}/steps").json()) for r in runs if r["status"] == "succeeded")
+def _steps_off(api: httpx.Client, runs: list[dict], expected: int) -> dict[str, int]:
+    """Steps missing from (lost) or recorded twice in (repeated) the runs that succeeded, each of which must
+    have recorded exactly `expected` steps: a resumed run goes on after what it recorded."""
+    counts = [len(api.get(f"/api/v1/runs/{r['id']}/steps").json()) for r in runs if r["status"] == "succeeded"]
+    return {"lost": sum(max(0, expected - n) for n in counts), "repeated": sum(max(0, n - expected) for n in counts)}
 
 
 def test_redis_restart_under_load_loses_no_run_and_no_event(private_redis_stack, pages) -> None:  # noqa: ANN001
@@ -69,10 +71,10 @@ def test_redis_restart_under_load_loses_no_run_and_no_event(private_redis_stack,
         assert statuses.count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs if r["status"] != "succeeded"]
         assert figures["events_lost"] == figures["events_delivered_twice"] == 0, figures
         left = api.get("/api/v1/runs", params={"status": "running"}).json()["total"]
-        assert left == 0 and _steps_lost(api, runs, 2) == 0
+        assert left == 0 and _steps_off(api, runs, 2) == {"lost": 0, "repeated": 0}
         record_fault("redis_restart_under_load", outcome=f"all {LOAD} runs succeeded; queued runs re-sent; streams resumed",
                      runs=LOAD, redis_down_s=2, seconds_to_all_finished=recovered_s, runs_left_running=left,
-                     steps_lost=0, **figures)
+                     steps_lost=0, steps_repeated=0, **figures)
 
 
 def test_model_server_killed_mid_step_and_restarted_runs_go_on(base_env, tmp_path) -> None:  # noqa: ANN001
@@ -105,7 +107,7 @@ def test_model_server_killed_mid_step_and_restarted_runs_go_on(base_env, tmp_pat
             figures = followers.figures(api)
             reasons = [r["reason"] for r in runs]
             assert not [x for x in reasons if x.startswith(("model server unreachable", "model error", "internal error"))], reasons
-            assert _steps_lost(api, runs, 1) == 0
+            assert _steps_off(api, runs, 1) == {"lost": 0, "repeated": 0}
             for r in runs:  # each run took its one step: the one that waited for the server was not lost
                 assert len(api.get(f"/api/v1/runs/{r['id']}/steps").json()) == 1, r
             assert figures["events_lost"] == figures["events_delivered_twice"] == 0, figures
@@ -114,7 +116,7 @@ def test_model_server_killed_mid_step_and_restarted_runs_go_on(base_env, tmp_pat
             record_fault("model_server_sigkill_restart",
                          outcome=f"steps waited for the restart; all {n} runs ended on the environment's verdict",
                          runs=n, seconds_server_down=back_s, seconds_to_all_finished=finished_s, runs_left_running=left,
-                         runs_succeeded=sum(r["status"] == "succeeded" for r in runs), steps_lost=0, **figures)
+                         runs_succeeded=sum(r["status"] == "succeeded" for r in runs), steps_lost=0, steps_repeated=0, **figures)
     finally:
         stack.stop()
         model_server.stop()
@@ -223,10 +225,10 @@ def test_postgres_restart_under_load_every_run_finishes(base_env, private_postgr
                 [(r["status"], r["reason"]) for r in runs if r["status"] != "succeeded"]
             assert figures["events_lost"] == figures["events_delivered_twice"] == 0, figures
             left = api.get("/api/v1/runs", params={"status": "running"}).json()["total"]
-            assert left == 0 and _steps_lost(api, runs, 2) == 0
+            assert left == 0 and _steps_off(api, runs, 2) == {"lost": 0, "repeated": 0}
             record_fault("postgres_restart_under_load", outcome=f"all {LOAD} runs succeeded; writes waited for the database",
                          runs=LOAD, seconds_restart_took=down_s, seconds_to_all_finished=finished_s,
-                         runs_left_running=left, steps_lost=0, **figures)
+                         runs_left_running=left, steps_lost=0, steps_repeated=0, **figures)
     finally:
         stack.stop()
 
@@ -271,9 +273,9 @@ def test_pool_child_sigkill_under_load_every_run_finishes(stack, api: httpx.Clie
     assert [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs if r["status"] != "succeeded"]
     assert next(r for r in runs if r["id"] == victim)["attempts"] == 2
     assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
-    assert _steps_lost(api, runs, 2) == 0
+    assert _steps_off(api, runs, 2) == {"lost": 0, "repeated": 0}
     record_fault("pool_child_sigkill_under_load", outcome=f"the killed child's run resumed (attempts 2); all {LOAD} succeeded",
-                 steps_lost=0, **figures)
+                 steps_lost=0, steps_repeated=0, **figures)
 
 
 def test_chromium_sigkill_under_load_every_run_finishes(stack, api: httpx.Client, pages) -> None:  # noqa: ANN001
@@ -292,9 +294,9 @@ def test_chromium_sigkill_under_load_every_run_finishes(stack, api: httpx.Client
     runs, figures = _load_figures(api, run_ids, followers, killed_at)
     assert chromium and [r["status"] for r in runs].count("succeeded") == LOAD, [(r["status"], r["reason"]) for r in runs if r["status"] != "succeeded"]
     assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
-    assert _steps_lost(api, runs, 2) == 0
+    assert _steps_off(api, runs, 2) == {"lost": 0, "repeated": 0}
     record_fault("chromium_sigkill_under_load", outcome=f"every Chromium of the worker killed; relaunched; all {LOAD} succeeded",
-                 processes_killed=len(chromium), steps_lost=0, **figures)
+                 processes_killed=len(chromium), steps_lost=0, steps_repeated=0, **figures)
 
 
 def test_whole_worker_sigkill_under_load_every_run_finishes(stack, api: httpx.Client, pages) -> None:  # noqa: ANN001
@@ -314,6 +316,6 @@ def test_whole_worker_sigkill_under_load_every_run_finishes(stack, api: httpx.Cl
     resumed = sum(r["attempts"] == 2 for r in runs)
     assert 1 <= resumed <= 2  # the worker's two slots
     assert figures["events_lost"] == figures["events_delivered_twice"] == figures["runs_left_running"] == 0, figures
-    assert _steps_lost(api, runs, 2) == 0
+    assert _steps_off(api, runs, 2) == {"lost": 0, "repeated": 0}
     record_fault("worker_sigkill_under_load", outcome=f"{resumed} in-flight runs queued again and resumed; all {LOAD} "
-                 "succeeded on the restarted worker", runs_resumed=resumed, steps_lost=0, **figures)
+                 "succeeded on the restarted worker", runs_resumed=resumed, steps_lost=0, steps_repeated=0, **figures)

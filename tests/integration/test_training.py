@@ -149,6 +149,8 @@ def test_a_merged_adapter_is_a_base_vllm_serves_with_the_adapters_answers(api, s
                  "vLLM on the merged model", interval=1)
         assert proc.poll() is None, log.read_text()[-3000:]
         messages = [{"role": "user", "content": "Name the button to click to submit the form."}]
+        # Other tests' adapters may have evicted learner@v1 from vLLM's LoRA slots: load it as a user would.
+        assert api.post("/api/v1/models/adapters/learner@v1/load").status_code == 200
         answers = []
         for base, model in ((url, "learner-v1-merged"), (stack.env["SPARKPILOT_INFERENCE_URL"].removesuffix("/v1"),
                                                          "learner@v1")):
@@ -305,7 +307,7 @@ def _winning_seeds(api, stack, model: str, seeds: list[int]) -> list[int]:  # no
     return [seed for seed, run_id in ids if (wait_terminal(api, run_id, timeout=120)["reward"] or 0) > 0]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)  # it may be the test that pays for the learner round (about 300 s) before its own job
 def test_the_gate_refuses_an_adapter_trained_on_wrong_labels_and_rollback_restores(api, stack, trainer, solved,  # noqa: ANN001
                                                                                   learner_round) -> None:
     current = next(m["name"] for m in api.get("/api/v1/models").json() if m["name"].startswith("learner@") and m["current"])

@@ -1,6 +1,8 @@
 """The action registry, the parser's table and the per-step action space describe the same actions."""
 
-from agent.action_space import build_action_space
+import json
+
+from agent.action_space import MAX_URL, answer_tokens, build_action_space
 from agent.actions import REGISTRY
 from agent.observe import Observation
 from agent.parse import ACTION_PARAMS, parse_action
@@ -75,3 +77,30 @@ def test_thought_comes_after_the_action_and_the_output_parses() -> None:
     assert list(click["properties"]) == ["action", "target", "bid", "thought"]
     parsed = parse_action('{"action": "fill", "bid": "23", "text": "hi", "thought": "type it"}')
     assert (parsed.name, parsed.args, parsed.method) == ("fill", {"bid": "23", "text": "hi"}, "json")
+
+
+def _longest(schema: dict) -> object:
+    """The longest value the grammar lets the model write for `schema` (4-byte characters in free text)."""
+    if "enum" in schema:
+        return max(schema["enum"], key=lambda v: len(json.dumps(v, ensure_ascii=False).encode()))
+    if schema.get("type") == "object":
+        return {k: _longest(v) for k, v in schema["properties"].items()}
+    if "pattern" in schema:  # URL_FIELD: ASCII
+        return "u" * MAX_URL
+    return "\U0001f642" * schema["maxLength"]
+
+
+def test_the_answer_bound_covers_the_longest_answer_of_every_action() -> None:
+    elements = [_el("a1", "input", type="text", text="Ünïcödé field name " * 3),
+                _el("b2", "select", options=["small", "a much longer option"]), _el("c3", "button", text='say "hi"')]
+    obs = Observation("http://x", "t", elements, "", scrollable=True, history_length=2)
+    for thought in ("none", "after"):
+        space = build_action_space(obs, thought=thought)
+        variants = [v for name in space.actions for v in space.variants(name)]
+        for v in variants:
+            raw, escaped = (len(json.dumps(_longest(v), ensure_ascii=a, separators=(", ", ": ")).encode())
+                            for a in (False, True))  # an enum's literal may be written either way
+            assert raw <= answer_tokens(v) <= max(raw, escaped) + 4, v  # tokens ≤ bytes: never cut
+        assert answer_tokens(space.schema()) == max(answer_tokens(v) for v in variants)
+    # A schema with no bound (an MCP tool's free-form arguments) has none: the configured max_tokens applies.
+    assert answer_tokens({"type": "object", "properties": {"q": {"type": "string"}}}) is None

@@ -40,9 +40,12 @@ class CountingPolicy:
     """Stands in for ModelPolicy's limits: no tokenizer (the dialect estimates)."""
 
     def __init__(self, limit: int) -> None:
-        self.prompt_limit = limit
+        self.limit = limit
 
-    def count_tokens(self, messages: list) -> None:
+    def prompt_limit(self, space: object) -> int:
+        return self.limit
+
+    def count_tokens(self, messages: list, limit: int) -> None:
         return None
 
 
@@ -220,7 +223,7 @@ def test_prompt_drops_old_answers_then_screenshots_to_fit() -> None:
     one_image = 51 * 32
     tight = CountingPolicy(6093 // 4 + 2 * one_image + 600)
     p = d.prompt(3, "Goal", obs(), None, turns, None, tight)
-    assert p.tokens <= tight.prompt_limit
+    assert p.tokens <= tight.limit
     assert sum(1 for m in p.messages if m["role"] == "assistant") < 3
     with pytest.raises(PromptTooLong):
         d.prompt(4, "Goal", obs(), None, turns, None, CountingPolicy(one_image))

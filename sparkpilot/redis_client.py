@@ -12,10 +12,15 @@ from sparkpilot.settings import get_settings
 _TIMEOUTS = dict(socket_connect_timeout=1.0, socket_timeout=5.0, health_check_interval=10)
 
 
-@lru_cache
 def get_redis(url: str | None = None) -> redis.Redis:
-    """A synchronous client (fork-safe: redis-py re-creates connections in a child)."""
-    return redis.Redis.from_url(url or get_settings().redis_url, **_TIMEOUTS)
+    """A synchronous client, one per URL (default: settings.redis_url, read now); fork-safe: redis-py
+    re-creates connections in a child."""
+    return _client(url or get_settings().redis_url)
+
+
+@lru_cache
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, **_TIMEOUTS)
 
 
 def get_async_redis(url: str | None = None) -> aioredis.Redis:

@@ -270,6 +270,30 @@ def admin_client(stack: Stack) -> httpx.Client:
     return httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30)
 
 
+@contextmanager
+def in_process_gateway(env: dict[str, str], token: str) -> Iterator[httpx.Client]:
+    """The gateway app in this process (ASGI, lifespan run, no server), its settings read from `env`: for a
+    setting changed per test without starting a gateway. A client authenticated with `token`."""
+    import pytest
+    from starlette.testclient import TestClient
+
+    from sparkpilot.settings import clear_settings_cache
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            if k.startswith("SPARKPILOT_") or k in ("DATABASE_URL", "REDIS_URL"):
+                mp.setenv(k, v)
+        clear_settings_cache()
+        try:
+            from services.gateway.main import create_app
+
+            with TestClient(create_app(), base_url="http://127.0.0.1",
+                            headers={"Authorization": f"Bearer {token}"}) as client:
+                yield client
+        finally:
+            clear_settings_cache()
+
+
 FAULT_FIGURES = ROOT / "benchmark-results" / "faults.json"
 
 

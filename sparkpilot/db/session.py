@@ -12,10 +12,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from sparkpilot.settings import get_settings
 
 
-@lru_cache
 def get_engine(url: str | None = None) -> Engine:
-    """The engine for `url` (default: settings.database_url)."""
-    url = url or get_settings().database_url
+    """The engine for `url` (default: settings.database_url, read now: settings may be reloaded)."""
+    return _engine(url or get_settings().database_url)
+
+
+@lru_cache
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # As many connections as the gateway has request threads (40): a busy gateway waits on SQLite's
         # write lock, never on the pool.
@@ -36,9 +39,13 @@ def get_engine(url: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-@lru_cache
 def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
-    """A session factory bound to the engine for `url`."""
+    """A session factory bound to the engine for `url` (default: settings.database_url)."""
+    return _sessionmaker(url or get_settings().database_url)
+
+
+@lru_cache
+def _sessionmaker(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sparkpilot import audit
 from sparkpilot.auth import get_or_create_user, hash_token
 from sparkpilot.db.models import ApiToken, AuditEntry
-from tests.helpers import BIN, Stack, wait_terminal
+from tests.helpers import BIN, wait_terminal
 
 
 def test_admin_routes_refuse_everyone_else(user_api: httpx.Client) -> None:
@@ -108,29 +108,24 @@ def test_the_audit_log_is_append_only_in_the_database(db) -> None:  # noqa: ANN0
 @pytest.mark.security
 def test_a_rotated_admin_token_revokes_the_old_one(base_env, tmp_path) -> None:  # noqa: ANN001
     """Changing SPARKPILOT_ADMIN_TOKEN and restarting: the old value stops working; a token may not pose as it."""
-    from tests.helpers import migrated
+    from tests.helpers import in_process_gateway, migrated
 
     env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'rot.db'}", SPARKPILOT_WORKSPACE_DIR=str(tmp_path / "ws"))
     migrated(env["DATABASE_URL"])
     old, new = "sp_rotation_old_" + "a" * 16, "sp_rotation_new_" + "b" * 16
     for token in (old, new):
-        gateway = Stack(env=dict(env, SPARKPILOT_ADMIN_TOKEN=token), logdir=tmp_path)
-        gateway.start_gateway()
-        try:
-            got = {t: httpx.get(gateway.base_url + "/api/v1/runs", headers={"Authorization": f"Bearer {t}"}).status_code
+        # The app's start-up (lifespan) registers the admin token, as a restarted gateway's does.
+        with in_process_gateway(dict(env, SPARKPILOT_ADMIN_TOKEN=token), token) as gateway:
+            got = {t: gateway.get("/api/v1/runs", headers={"Authorization": f"Bearer {t}"}).status_code
                    for t in (old, new)}
             if token == old:
                 assert got == {old: 200, new: 401}
-                posing = httpx.post(gateway.base_url + "/api/v1/admin/tokens", json={"user": "eve", "label": "SPARKPILOT_ADMIN_TOKEN"},
-                                    headers={"Authorization": f"Bearer {old}"})
+                posing = gateway.post("/api/v1/admin/tokens", json={"user": "eve", "label": "SPARKPILOT_ADMIN_TOKEN"})
                 assert posing.status_code == 422 and posing.json()["error"]["code"] == "reserved_label"
             else:
                 assert got == {old: 401, new: 200}, got
-                audit = httpx.get(gateway.base_url + "/api/v1/admin/audit", params={"action": "token.revoked"},
-                                  headers={"Authorization": f"Bearer {new}"}).json()["items"]
+                audit = gateway.get("/api/v1/admin/audit", params={"action": "token.revoked"}).json()["items"]
                 assert [e["details"].get("reason") for e in audit] == ["SPARKPILOT_ADMIN_TOKEN rotated"]
-        finally:
-            gateway.stop()
 
 
 def test_a_short_admin_token_is_refused_outside_dev(settings_override, monkeypatch) -> None:  # noqa: ANN001

@@ -17,7 +17,7 @@ from agent.bench import Episode, _add_step, summarize
 from sparkpilot.learn import overall, task_rows
 from sparkpilot.queue import PRIORITY_SEP, PRIORITY_STEPS
 from sparkpilot.stats import pct, wilson
-from tests.helpers import FINISH, Stack, free_port, wait_for, wait_terminal
+from tests.helpers import FINISH, Stack, free_port, in_process_gateway, wait_for, wait_terminal
 from tests.real_model import api, stack  # noqa: F401 - this module's stack serves the real model
 
 # One step's timings as the worker records them (ms): the model's latency and the whole step.
@@ -67,10 +67,16 @@ def write_results(folder: Path) -> dict[str, dict]:
 
 
 def bench_gateway(stack: Stack, folder: Path, logdir: Path, **extra: str) -> Stack:
-    """A second gateway of the running stack (same database, Redis, worker, model server) reading `folder`."""
+    """A second gateway server of the running stack (same database, Redis, worker, model server) reading
+    `folder`: for a browser, which needs a real address."""
     gw = Stack(env=dict(stack.env, SPARKPILOT_BENCHMARK_DIR=str(folder), **extra), logdir=logdir)
     gw.start_gateway()
     return gw
+
+
+def bench_app(stack: Stack, folder: Path, **extra: str):  # noqa: ANN201 - a context manager of an httpx.Client
+    """The gateway app in process on the running stack's services, reading `folder`."""
+    return in_process_gateway(dict(stack.env, SPARKPILOT_BENCHMARK_DIR=str(folder), **extra), stack.token)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +85,10 @@ def bench(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     folder = tmp_path_factory.mktemp("bench") / "benchmark-results"
     reports = write_results(folder)
     queue = f"test-bench-{uuid.uuid4().hex[:8]}"
-    gw = bench_gateway(stack, folder, tmp_path_factory.mktemp("bench-logs"), SPARKPILOT_QUEUE_NAME=queue)
     try:
-        with httpx.Client(base_url=gw.base_url, headers={"Authorization": f"Bearer {gw.token}"}, timeout=30) as c:
+        with bench_app(stack, folder, SPARKPILOT_QUEUE_NAME=queue) as c:
             yield c, reports, queue
     finally:
-        gw.stop()
         redis.Redis.from_url(stack.env["REDIS_URL"]).delete(queue)
 
 
@@ -134,15 +138,11 @@ def test_saved_results_are_listed_with_intervals_tasks_and_harness_overhead(benc
     assert by_name["miniwob-20250306T000000Z.json"]["error"].startswith("not UTF-8 text")
 
 
-def test_benchmarks_need_a_token_and_a_missing_folder_is_empty(bench, stack: Stack, tmp_path: Path) -> None:  # noqa: ANN001
-    client, _reports, _queue = bench
-    assert httpx.get(str(client.base_url) + "/api/v1/benchmarks").status_code == 401
-    gw = bench_gateway(stack, tmp_path / "never-made", tmp_path)
-    try:
-        resp = httpx.get(gw.base_url + "/api/v1/benchmarks", headers={"Authorization": f"Bearer {gw.token}"})
+def test_benchmarks_need_a_token_and_a_missing_folder_is_empty(stack: Stack, tmp_path: Path) -> None:  # noqa: ANN001
+    assert httpx.get(stack.base_url + "/api/v1/benchmarks").status_code == 401
+    with bench_app(stack, tmp_path / "never-made") as client:
+        resp = client.get("/api/v1/benchmarks")
         assert resp.status_code == 200 and resp.json() == {"directory": str(tmp_path / "never-made"), "results": []}
-    finally:
-        gw.stop()
 
 
 def test_system_reports_services_queues_tokens_memory_and_errors(bench, api: httpx.Client, stack: Stack) -> None:  # noqa: ANN001
@@ -197,14 +197,10 @@ def test_system_reports_services_queues_tokens_memory_and_errors(bench, api: htt
 
 
 def test_system_is_degraded_not_500_when_the_model_server_is_down(stack: Stack, tmp_path: Path) -> None:
-    gw = bench_gateway(stack, tmp_path, tmp_path, SPARKPILOT_INFERENCE_URL=f"http://127.0.0.1:{free_port()}/v1")
-    try:
-        resp = wait_for(lambda: (r := httpx.get(gw.base_url + "/api/v1/system", timeout=30,
-                                                headers={"Authorization": f"Bearer {gw.token}"})).status_code == 200 and r,
-                        30, "system status")
+    with bench_app(stack, tmp_path, SPARKPILOT_INFERENCE_URL=f"http://127.0.0.1:{free_port()}/v1") as client:
+        resp = client.get("/api/v1/system")
+        assert resp.status_code == 200, resp.text
         body = resp.json()
         inference = {s["name"]: s for s in body["services"]}["inference"]
         assert inference["status"] == "down" and body["status"] == "degraded"
         assert body["model_server"]["reachable"] is False and body["model_server"]["detail"].startswith("down")
-    finally:
-        gw.stop()

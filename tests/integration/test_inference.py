@@ -78,16 +78,11 @@ def test_gateway_health_reports_inference(stack) -> None:
     assert httpx.get(stack.base_url + "/health").json()["checks"]["inference"] == "ok"
 
 
-def test_health_says_degraded_when_inference_is_down(settings_override, monkeypatch) -> None:
+def test_health_says_degraded_when_inference_is_down() -> None:
     from services.gateway.routers.health import check_inference
-    from sparkpilot.settings import clear_settings_cache
 
-    monkeypatch.setenv("SPARKPILOT_INFERENCE_URL", f"http://127.0.0.1:{free_port()}/v1")
-    clear_settings_cache()
-    assert _run(check_inference()).startswith("down")
-    monkeypatch.setenv("SPARKPILOT_INFERENCE_URL", "")
-    clear_settings_cache()
-    assert _run(check_inference()) == "not configured"
+    assert _run(check_inference(f"http://127.0.0.1:{free_port()}/v1")).startswith("down")
+    assert _run(check_inference("")) == "not configured"
 
 
 def _envelope(resp: httpx.Response, status: int, code: str) -> None:

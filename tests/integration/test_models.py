@@ -134,21 +134,16 @@ def test_unknown_names_and_bad_requests(api) -> None:
 
 
 def test_inference_down_is_503_and_health_degraded(base_env, tmp_path) -> None:
-    from tests.helpers import migrated
+    from tests.helpers import in_process_gateway, migrated
 
     env = dict(base_env, DATABASE_URL=f"sqlite:///{tmp_path / 'down.db'}",
                SPARKPILOT_INFERENCE_URL=f"http://127.0.0.1:{free_port()}/v1", SPARKPILOT_INFERENCE_RETRIES="2")
     migrated(env["DATABASE_URL"])
-    gw = Stack(env=env, logdir=tmp_path)
-    gw.start_gateway()
-    try:
-        headers = {"Authorization": f"Bearer {gw.token}"}
-        resp = httpx.post(gw.base_url + "/api/v1/inference", json={"prompt": "hi"}, headers=headers, timeout=60)
+    with in_process_gateway(env, env["SPARKPILOT_ADMIN_TOKEN"]) as gw:
+        resp = gw.post("/api/v1/inference", json={"prompt": "hi"}, timeout=60)
         assert resp.status_code == 503 and resp.json()["error"]["code"] == "inference_unavailable"
-        health = httpx.get(gw.base_url + "/health").json()
+        health = gw.get("/health").json()
         assert health["status"] == "degraded" and health["checks"]["inference"].startswith("down")
-    finally:
-        gw.stop()
 
 
 def test_adapter_the_server_forgot_is_reloaded(api, stack, adapter_dirs) -> None:

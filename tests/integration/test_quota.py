@@ -11,7 +11,7 @@ import pytest
 
 from sparkpilot.queue import PRIORITY_SEP
 from sparkpilot.redis_client import get_redis
-from tests.helpers import Stack, wait_terminal
+from tests.helpers import in_process_gateway, wait_terminal
 
 pytestmark = pytest.mark.security
 
@@ -26,10 +26,8 @@ def test_a_user_past_the_quota_gets_429_and_others_do_not(base_env: dict[str, st
     env = dict(base_env, DATABASE_URL=f"sqlite:///{folder / 'q.db'}", SPARKPILOT_QUEUE_NAME=queue,
                SPARKPILOT_MAX_ACTIVE_RUNS_PER_USER="2")
     migrated(env["DATABASE_URL"])
-    stack = Stack(env=env, logdir=folder)
-    stack.start_gateway()
     try:
-        with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}) as admin:
+        with in_process_gateway(env, env["SPARKPILOT_ADMIN_TOKEN"]) as admin:
             other = admin.post("/api/v1/admin/tokens", json={"user": "quota-other"}).json()["token"]
             first = [admin.post("/api/v1/runs", json={"task": f"t{i}", **REPLAY}) for i in range(2)]
             assert [r.status_code for r in first] == [201, 201]
@@ -43,7 +41,6 @@ def test_a_user_past_the_quota_gets_429_and_others_do_not(base_env: dict[str, st
             assert admin.post(f"/api/v1/runs/{first[0].json()['id']}/cancel").status_code == 200
             assert admin.post("/api/v1/runs", json={"task": "after a cancel", **REPLAY}).status_code == 201
     finally:
-        stack.stop()
         client = get_redis()
         client.delete(queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in (3, 6, 9)))
 

@@ -17,9 +17,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import ValidationError
 
-from services.gateway.deps import CurrentUser
+from services.gateway.deps import CurrentUser, Settings
 from sparkpilot.schemas import BenchHistogram, BenchmarkList, BenchmarkResult, BenchRound, BenchTaskRow
-from sparkpilot.settings import get_gateway_settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["benchmarks"])
@@ -135,7 +134,7 @@ def list_results(folder: Path) -> list[BenchmarkResult]:
 
 
 @router.get("/benchmarks", response_model=BenchmarkList)
-def benchmarks(_user: CurrentUser) -> BenchmarkList:
+def benchmarks(_user: CurrentUser, settings: Settings) -> BenchmarkList:
     """The saved MiniWoB++ and learning results: success with its Wilson 95% interval, per task, harness overhead."""
-    folder = get_gateway_settings().benchmark_dir
+    folder = settings.benchmark_dir
     return BenchmarkList(directory=str(folder), results=list_results(folder))

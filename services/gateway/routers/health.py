@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from services.gateway.deps import metrics_reader
+from services.gateway.deps import Settings, metrics_reader
 from services.gateway.http_metrics import LATENCY, REQUESTS
 from sparkpilot.queue import queue_depth
 from sparkpilot.db.models import JobStatus, Run, RunStatus, TrainingJob
@@ -24,7 +24,6 @@ from sparkpilot.heartbeat import alive_pattern
 from sparkpilot.metrics import SHARED
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import HealthPublic
-from sparkpilot.settings import get_gateway_settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"])
@@ -52,9 +51,8 @@ def check_redis_and_services() -> tuple[str, str, str]:
     return ("ok", *("ok" if alive[k] else f"down: no {k} heartbeat" for k in ("worker", "trainer")))  # type: ignore[return-value]
 
 
-async def check_inference() -> str:
+async def check_inference(url: str | None) -> str:
     """'ok', 'down: …', or 'not configured' when no inference URL is set."""
-    url = get_gateway_settings().inference_url
     if not url:
         return "not configured"
     try:
@@ -66,14 +64,14 @@ async def check_inference() -> str:
 
 
 @router.get("/health", response_model=HealthPublic)
-async def health() -> HealthPublic:
+async def health(settings: Settings) -> HealthPublic:
     """Liveness of every service; 'degraded' (never a 500) when one that runs need is down.
 
     The trainer is reported but does not degrade the status: runs are served without it.
     """
     database = await run_in_threadpool(check_database)
     redis_state, worker, trainer = await run_in_threadpool(check_redis_and_services)
-    checks = {"database": database, "redis": redis_state, "worker": worker, "inference": await check_inference()}
+    checks = {"database": database, "redis": redis_state, "worker": worker, "inference": await check_inference(settings.inference_url)}
     ok = all(v in ("ok", "not configured") for v in checks.values())
     checks["trainer"] = trainer
     return HealthPublic(status="ok" if ok else "degraded", checks=checks)

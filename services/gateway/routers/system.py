@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from services.gateway.deps import CurrentUser
+from services.gateway.deps import CurrentUser, Settings
 from services.gateway.routers.health import check_database, check_inference, check_redis_and_services
 from sparkpilot.db.models import HELD_STATUSES, JobStatus, Run, RunStatus, TrainingJob
 from sparkpilot.db.session import session_scope
@@ -24,7 +24,7 @@ from sparkpilot.queue import queue_depth
 from sparkpilot.redis_client import get_redis
 from sparkpilot.schemas import (MemoryStats, ModelServerStats, QueueDepths, RecentError, ServiceHealth,
                                 SystemStatus)
-from sparkpilot.settings import get_gateway_settings
+from sparkpilot.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["ops"])
@@ -52,8 +52,7 @@ def _instances() -> dict[str, int | None]:
         return {"worker": None, "trainer": None}
 
 
-def _queues() -> QueueDepths:
-    settings = get_gateway_settings()
+def _queues(settings: GatewaySettings) -> QueueDepths:
     waiting: dict[str, int | None] = {"runs": None, "training": None}
     try:
         waiting = {"runs": queue_depth(settings.queue_name), "training": queue_depth(settings.training_queue)}
@@ -91,8 +90,7 @@ def parse_model_metrics(text: str) -> dict[str, float]:
     return out
 
 
-async def _model_server() -> ModelServerStats:
-    url = get_gateway_settings().inference_url
+async def _model_server(url: str | None) -> ModelServerStats:
     if not url:
         return ModelServerStats(reachable=False, detail="not configured")
     root = url.rstrip("/").removesuffix("/v1")
@@ -166,11 +164,11 @@ def _recent_errors(user_id: int, admin: bool) -> list[RecentError]:
 
 
 @router.get("/system", response_model=SystemStatus)
-async def system(user: CurrentUser) -> SystemStatus:
+async def system(user: CurrentUser, settings: Settings) -> SystemStatus:
     """Health of every service, queue depths, model-server tokens/s, memory and recent failures (never a 500)."""
     database = await run_in_threadpool(check_database)
     redis_state, worker, trainer = await run_in_threadpool(check_redis_and_services)
-    inference = await check_inference()
+    inference = await check_inference(settings.inference_url)
     counts = await run_in_threadpool(_instances)
     services = [_service("gateway", "ok"), _service("database", database), _service("redis", redis_state),
                 _service("worker", worker, counts["worker"]), _service("trainer", trainer, counts["trainer"]),
@@ -178,7 +176,7 @@ async def system(user: CurrentUser) -> SystemStatus:
     degraded = any(sv.status in ("down", "unknown") for sv in services if sv.name in ESSENTIAL)
     user_id, admin = user.id, user.is_admin
     return SystemStatus(
-        status="degraded" if degraded else "ok", services=services, queues=await run_in_threadpool(_queues),
-        model_server=await _model_server(), memory=await run_in_threadpool(_memory),
+        status="degraded" if degraded else "ok", services=services, queues=await run_in_threadpool(_queues, settings),
+        model_server=await _model_server(settings.inference_url), memory=await run_in_threadpool(_memory),
         recent_errors=await run_in_threadpool(_recent_errors, user_id, admin),
         checked_at=datetime.now(timezone.utc))

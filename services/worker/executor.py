@@ -11,24 +11,19 @@ from typing import Any
 
 import redis
 from redis.exceptions import LockError
-from sqlalchemy import func, select
 
-from agent.loop import LoopConfig, run_agent
+from agent.loop import run_agent
 from agent.policies import ModelPolicy, Policy, ReplayPolicy
-from services.worker.browser import get_browser_pool
 from agent.miniwob import MiniwobEpisode, base_of, episode_outcome, episode_reward
-from agent.observe import bid_salt
-from services.worker.recorder import WorkerHooks, commit_events, emit
+from services.worker.recorder import commit_events, emit
+from services.worker.run_setup import RunSetup, SetupFailed, set_up_run
 from services.worker.team import run_team
-from services.worker.tools import run_tools
-from services.worker.waits import approval_policy
 from sparkpilot import registry, runs, trajectory
 from sparkpilot.errors import SparkpilotError
-from sparkpilot.db.models import Run, RunStatus, Step
+from sparkpilot.db.models import Run, RunStatus
 from sparkpilot.db.session import session_scope
 from sparkpilot.events import publish
 from sparkpilot.metrics import MODEL_ERRORS, QUEUE_WAIT_SECONDS
-from sparkpilot.profiles import TEXT_DEFAULT, served_profile
 from sparkpilot.redis_client import get_redis
 from sparkpilot.settings import WorkerSettings, get_worker_settings
 
@@ -148,45 +143,36 @@ def _run_steps(run: Run, settings: WorkerSettings, heart: Heartbeat) -> tuple[Ru
     """The agent run: open start_url, then the agent loop until a terminal (status, reason, result)."""
     if heart.cancel_requested.is_set():
         return RunStatus.cancelled, runs.CANCELLED_BY_USER, None, None
-    pool = get_browser_pool(settings)
-    with session_scope() as s:
-        done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
     try:
-        approvals = approval_policy(run, settings)
-    except (OSError, ValueError) as exc:
-        return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
-    try:
-        tools = run_tools(run, settings)
-    except (OSError, ValueError) as exc:
-        return RunStatus.failed, f"MCP server config unreadable: {exc}", None, None
-    policy = make_policy(run, settings, done_steps)
-    hooks = WorkerHooks(run.id, settings, heart, pool, run.start_url, run.allowed_domains)
-    try:
-        failed = hooks.open_start()
-        if failed:
-            return RunStatus.failed, failed, None, None
-        page = hooks.page
-        assert page is not None
-        goal, root, episode = runs.goal_of(run), None, None
-        if run.env.get("type") == "miniwob":
-            page.set_viewport_size({"width": 500, "height": 320})  # MiniWoB's own size; small screenshots
-            episode = MiniwobEpisode(page)
-            goal = episode.start(run.env["task"], int(run.env["seed"]), base_of(run.start_url or ""))
-            root = MiniwobEpisode.ROOT
-            hooks.env_check = lambda: episode_outcome(episode)
-            commit_events(emit, run.id, "run.message", {"text": f"MiniWoB {run.env['task']} seed {run.env['seed']}: {goal}"})
-        elif tools is not None:
-            goal = tools.goal_with_passages(goal, run.task, settings.document_prompt_chars)
-        cfg = LoopConfig(max_steps=max(1, run.max_steps - done_steps), max_failures=settings.agent_max_failures,
-                         allowed=hooks.allowed, screenshot=settings.agent_screenshot, salt=bid_salt(run.id),
-                         root=root, thought=settings.agent_thought, approvals=approvals, tools=tools,
-                         profile=served_profile(settings) if policy.name == "model" else TEXT_DEFAULT)
-        outcome = run_agent(page, policy, goal, hooks, cfg, start_index=done_steps)
-        if episode is not None and outcome.reward is None:
-            outcome.reward = episode_reward(episode)
-    finally:
-        policy.close()
-        hooks.close()  # a cancelled or failed run never keeps its browser context
+        with set_up_run(run, settings, heart) as setup:
+            policy = make_policy(run, settings, setup.done_steps)
+            try:
+                return _loop(run, settings, setup, policy)
+            finally:
+                policy.close()
+    except SetupFailed as exc:
+        return RunStatus.failed, exc.reason, None, None
+
+
+def _loop(run: Run, settings: WorkerSettings, setup: RunSetup, policy: Policy) -> tuple[RunStatus, str, str | None, float | None]:
+    """The agent loop on the start page (a MiniWoB episode started first), after the steps already recorded."""
+    hooks = setup.hooks
+    page = hooks.page
+    assert page is not None
+    goal, root, episode = runs.goal_of(run), None, None
+    if run.env.get("type") == "miniwob":
+        page.set_viewport_size({"width": 500, "height": 320})  # MiniWoB's own size; small screenshots
+        episode = MiniwobEpisode(page)
+        goal = episode.start(run.env["task"], int(run.env["seed"]), base_of(run.start_url or ""))
+        root = MiniwobEpisode.ROOT
+        hooks.env_check = lambda: episode_outcome(episode)
+        commit_events(emit, run.id, "run.message", {"text": f"MiniWoB {run.env['task']} seed {run.env['seed']}: {goal}"})
+    elif setup.tools is not None:
+        goal = setup.tools.goal_with_passages(goal, run.task, settings.document_prompt_chars)
+    cfg = setup.loop_config(max(1, run.max_steps - setup.done_steps), policy, root=root)
+    outcome = run_agent(page, policy, goal, hooks, cfg, start_index=setup.done_steps)
+    if episode is not None and outcome.reward is None:
+        outcome.reward = episode_reward(episode)
     return RunStatus(outcome.status), outcome.reason, outcome.result, outcome.reward
 
 

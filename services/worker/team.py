@@ -12,20 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Error as PlaywrightError
-from sqlalchemy import func, select
-
-from agent.approval_policy import ApprovalPolicy
-from agent.loop import LoopConfig, run_agent
-from agent.observe import bid_salt
-from agent.team.orchestrator import PlanInvalid, TeamLimits, execute_plan, fallback_plan, plan_task
+from agent.loop import run_agent
+from agent.team.orchestrator import PlanInvalid, TeamLimits, TeamOutcome, execute_plan, fallback_plan, plan_task
 from agent.team.roles import TeamStop
-from services.worker.browser import get_browser_pool
-from services.worker.recorder import WorkerHooks, commit_events, emit
+from services.worker.recorder import commit_events, emit
+from services.worker.run_setup import RunSetup, SetupFailed, set_up_run
 from services.worker.sandbox import SandboxLimits, SandboxResult, run_python
-from services.worker.tools import WorkerTools, run_tools
-from services.worker.waits import approval_policy, wait_for_approval, wait_for_input
+from services.worker.waits import wait_for_approval, wait_for_input
 from sparkpilot import plans, run_files, runs
-from sparkpilot.db.models import Run, RunStatus, Step
+from sparkpilot.db.models import Run, RunStatus
 from sparkpilot.db.session import session_scope
 from sparkpilot.settings import WorkerSettings
 from sparkpilot.webhook import notify
@@ -38,14 +33,12 @@ Ending = tuple[RunStatus, str, str | None, float | None]
 class WorkerTeamHost:
     """What the team's agents use, in the worker."""
 
-    def __init__(self, run: Run, settings: WorkerSettings, heart: Any, policy: Any, hooks: WorkerHooks,
-                 approvals: ApprovalPolicy, start_index: int, tools: WorkerTools | None = None) -> None:
-        self.run, self.settings, self.heart, self.policy, self.hooks = run, settings, heart, policy, hooks
-        self.tools = tools
-        self.task = runs.goal_of(run)
-        self.workspace: Path = run_files.files_dir(settings, run.id)
-        self.approvals = approvals
-        self.hooks.next_index = start_index
+    def __init__(self, setup: RunSetup, heart: Any, policy: Any) -> None:
+        self.setup, self.heart, self.policy = setup, heart, policy
+        self.run, self.settings, self.hooks, self.approvals = setup.run, setup.settings, setup.hooks, setup.approvals
+        self.task = runs.goal_of(self.run)
+        self.workspace: Path = run_files.files_dir(self.settings, self.run.id)
+        self.hooks.next_index = setup.done_steps
 
     def ask(self, messages: list[dict[str, Any]], schema: dict[str, Any], max_tokens: int) -> str:
         """The served model, JSON-constrained."""
@@ -57,11 +50,9 @@ class WorkerTeamHost:
         page = self.hooks.page
         if left <= 0 or page is None:
             return "failed", None, {"reason": f"the run's step budget ({self.run.max_steps}) is spent"}
-        cfg = LoopConfig(max_steps=left, max_failures=self.settings.agent_max_failures, allowed=self.hooks.allowed,
-                         screenshot=self.settings.agent_screenshot, salt=bid_salt(self.run.id),
-                         thought=self.settings.agent_thought, approvals=self.approvals, tools=self.tools)
-        if self.tools is not None:
-            goal = self.tools.goal_with_passages(goal, goal, self.settings.document_prompt_chars)
+        cfg = self.setup.loop_config(left, self.policy)  # the served model's profile, as a direct run's
+        if self.setup.tools is not None:
+            goal = self.setup.tools.goal_with_passages(goal, goal, self.settings.document_prompt_chars)
         outcome = run_agent(page, self.policy, goal, self.hooks, cfg, start_index=self.hooks.next_index)
         page = self.hooks.page or page
         try:
@@ -128,38 +119,13 @@ def _approved(run_id: str) -> bool:
 
 def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) -> Ending:
     """Execute the approved plan from where its ledger stops, in the run's browser."""
-    try:
-        approvals_ = approval_policy(run, settings)
-    except (OSError, ValueError) as exc:
-        return RunStatus.failed, f"approval policy unreadable: {exc}", None, None
-    try:
-        tools = run_tools(run, settings)
-    except (OSError, ValueError) as exc:
-        return RunStatus.failed, f"MCP server config unreadable: {exc}", None, None
     with session_scope() as s:
-        fresh = s.get(Run, run.id)
-        plan = dict(fresh.plan or {})  # type: ignore[union-attr]
-        done_steps = s.scalar(select(func.count()).select_from(Step).where(Step.run_id == run.id)) or 0
-    hooks = WorkerHooks(run.id, settings, heart, get_browser_pool(settings), run.start_url, run.allowed_domains)
+        plan = dict(s.get(Run, run.id).plan or {})  # type: ignore[union-attr]
     try:
-        failed = hooks.open_start()
-        if failed:
-            return RunStatus.failed, failed, None, None
-        host = WorkerTeamHost(run, settings, heart, policy, hooks, approvals_, done_steps, tools)
-
-        def progress(done: list[dict[str, Any]], steps: list[dict[str, Any]], event: dict[str, Any]) -> None:
-            def _write(s) -> list:  # noqa: ANN001
-                plans.record_ledger(s, run.id, done, steps)
-                if event.get("replanned"):
-                    return emit(s, run.id, "plan.revised", {"from_step": event["from_step"], "steps": steps})
-                return emit(s, run.id, "team.step", event)
-            commit_events(_write)
-
-        outcome = execute_plan(host, plan["steps"], plan.get("ledger", []),
-                               TeamLimits(settings.team_step_retries, settings.team_max_replans), progress,
-                               heart.cancel_requested.is_set)
-    finally:
-        hooks.close()
+        with set_up_run(run, settings, heart) as setup:
+            outcome = _execute(setup, heart, policy, plan)
+    except SetupFailed as exc:
+        return RunStatus.failed, exc.reason, None, None
     if outcome.summary:
         commit_events(emit, run.id, "run.message", {"text": f"What each agent did:\n{outcome.summary}",
                                                     "from": "orchestrator"})
@@ -167,6 +133,24 @@ def execute_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) ->
         with session_scope() as s:
             plans.save_plan(s, s.get(Run, run.id))  # type: ignore[arg-type]
     return RunStatus(outcome.status), outcome.reason, outcome.result, None
+
+
+def _execute(setup: RunSetup, heart: Any, policy: Any, plan: dict[str, Any]) -> TeamOutcome:
+    """The orchestrator on the approved plan, its ledger and events written as each step ends."""
+    run, settings = setup.run, setup.settings
+    host = WorkerTeamHost(setup, heart, policy)
+
+    def progress(done: list[dict[str, Any]], steps: list[dict[str, Any]], event: dict[str, Any]) -> None:
+        def _write(s) -> list:  # noqa: ANN001
+            plans.record_ledger(s, run.id, done, steps)
+            if event.get("replanned"):
+                return emit(s, run.id, "plan.revised", {"from_step": event["from_step"], "steps": steps})
+            return emit(s, run.id, "team.step", event)
+        commit_events(_write)
+
+    return execute_plan(host, plan["steps"], plan.get("ledger", []),
+                        TeamLimits(settings.team_step_retries, settings.team_max_replans), progress,
+                        heart.cancel_requested.is_set)
 
 
 def run_team(run: Run, settings: WorkerSettings, heart: Any, policy: Any) -> Ending | None:

@@ -69,3 +69,29 @@ def test_a_500_element_page_fits_the_model_context(browser, vllm) -> None:
     finally:
         policy.close()
         page.close()
+
+
+def test_the_served_grammar_keeps_strings_to_their_bound(vllm) -> None:
+    """The premise of answer_tokens: vLLM's grammar stops a string at maxLength and a URL at its pattern."""
+    from agent.action_space import URL_FIELD
+
+    schema = {"type": "object", "properties": {"text": {"type": "string", "maxLength": 12}, "url": URL_FIELD},
+              "required": ["text", "url"], "additionalProperties": False}
+    messages = [{"role": "user", "content": "Write a very long story about a dragon, then a very long web address "
+                                            "with many query parameters and accented letters: é, ü, 🙂."}]
+    policy = ModelPolicy(vllm, MODEL, 60, 2)
+
+    async def sample(n: int) -> list:
+        return await asyncio.gather(*(policy._client.complete(messages, max_tokens=answer_tokens(schema),
+                                                              temperature=1.0, json_schema=schema) for _ in range(n)))
+
+    try:
+        outs = policy._run(sample(8))
+    finally:
+        policy.close()
+    answers = []
+    for out in outs:
+        assert out.finish_reason == "stop", out.text
+        answers.append(json.loads(out.text))
+        assert len(answers[-1]["text"]) <= 12 and len(answers[-1]["url"]) <= 128 and answers[-1]["url"].isascii(), out.text
+    assert max(len(a["text"]) for a in answers) == 12  # the model ran into the bound, and the grammar held it there

@@ -143,6 +143,39 @@ def test_fara_run_clicks_and_types_where_the_scaled_coordinates_point(fara_stack
     assert [l["step"] for l in lines] == [0, 1, 2, 3] and lines[-1]["outcome"]["run_status"] == "succeeded"
 
 
+def test_a_team_runs_web_steps_with_the_served_models_profile(fara_stack, pages) -> None:  # noqa: ANN001
+    """A team's web step is the same agent loop as a direct run's: Fara's dialect, screenshots in, coordinates out."""
+    stack, model, _ = fara_stack
+    marker = "TEAM-FARA"
+    model.routes[marker] = [
+        json.dumps({"steps": [{"agent": "web", "instruction": "Press the Go button", "expected": "the page says clicked"}]}),
+        call({"action": "left_click", "coordinate": to_image(*GO)}),
+        call({"action": "terminate", "status": "success"}, thought="Go is pressed."),
+        json.dumps({"done": True, "feedback": ""}),  # the validator accepts the step
+        json.dumps({"answer": "Go was pressed."}),
+    ]
+    with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:
+        resp = api.post("/api/v1/runs", json={"task": f"{marker}: press Go", "mode": "team", "auto_approve": True,
+                                              "start_url": pages.url + "/vision.html", "max_steps": 6})
+        assert resp.status_code == 201, resp.text
+        run = wait_terminal(api, resp.json()["id"], timeout=120)
+        steps = api.get(f"/api/v1/runs/{run['id']}/steps").json()
+    assert run["status"] == "succeeded" and run["result"] == "Go was pressed.", run
+    assert [s["action"]["name"] for s in steps] == ["click_xy", "finish"]
+    x, y = steps[0]["action"]["args"]["x"], steps[0]["action"]["args"]["y"]
+    assert abs(x - GO[0]) <= 3 and abs(y - GO[1]) <= 3 and steps[1]["observation"]["title"] == "clicked"
+    # The web step's prompts were Fara's: its system prompt, a screenshot of the resized size, no JSON schema.
+    ours = [b for b in model.requests if marker in json.dumps(b["messages"])]
+    web = [b for b in ours if "response_format" not in b]
+    assert len(web) == 2 and len(ours) == 5
+    for body in web:
+        assert f"The screen's resolution is {IMG_W}x{IMG_H}." in body["messages"][0]["content"]
+        images = [p for m in body["messages"] if isinstance(m["content"], list) for p in m["content"]
+                  if p["type"] == "image_url"]
+        png = base64.b64decode(images[-1]["image_url"]["url"].removeprefix("data:image/png;base64,"))
+        assert Image.open(io.BytesIO(png)).size == (IMG_W, IMG_H)
+
+
 def test_step_budget_settings_are_read_by_the_gateway(fara_stack) -> None:  # noqa: ANN001
     stack, _model, _ = fara_stack
     with httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30) as api:

@@ -104,3 +104,11 @@ def test_the_answer_bound_covers_the_longest_answer_of_every_action() -> None:
         assert answer_tokens(space.schema()) == max(answer_tokens(v) for v in variants)
     # A schema with no bound (an MCP tool's free-form arguments) has none: the configured max_tokens applies.
     assert answer_tokens({"type": "object", "properties": {"q": {"type": "string"}}}) is None
+
+
+def test_a_resumed_replay_plays_on_after_the_actions_already_recorded() -> None:
+    from agent.policies import ReplayPolicy
+
+    policy = ReplayPolicy([{"name": "wait", "seconds": 1}, {"name": "finish", "answer": "ok"}], start=1)
+    assert json.loads(policy.decide([], None).text)["action"] == {"name": "finish", "answer": "ok"}
+    assert policy.decide([], None).text == "(replay script exhausted)"

@@ -36,6 +36,7 @@ _OBSERVE_JS = r"""
     }
   };
   const root = (rootSel && document.querySelector(rootSel)) || document.body || document.documentElement;
+  if (!root) return null;  // a document caught between navigations has no element yet
   const out = [];
   const seen = new Set();
   const vw = window.innerWidth, vh = window.innerHeight;
@@ -127,12 +128,15 @@ def observe(page: Page, *, screenshot: bool = True, max_text: int = 4000, salt: 
     for attempt in range(3):
         try:
             data = page.evaluate(_OBSERVE_JS, [max_text, salt, root])
-            break
+            if data is not None or attempt == 2:
+                break
         except PlaywrightError as exc:
-            # The last action started a navigation: wait for the new document, then look again.
             if attempt == 2 or "context was destroyed" not in (exc.message or "") and "navigat" not in (exc.message or ""):
                 raise
-            page.wait_for_load_state("load", timeout=30_000)
+        # The last action started a navigation: wait for the new document, then look again.
+        page.wait_for_load_state("load", timeout=30_000)
+    if data is None:
+        raise PlaywrightError("the page has no document element after a navigation")
     t1 = time.perf_counter()
     png = page.screenshot(type="png") if screenshot else None
     t2 = time.perf_counter()

@@ -80,7 +80,13 @@ class ModelPolicy:
     def answer_room(self, space: ActionSpace | None) -> int:
         """Tokens kept for the step's answer: the longest its schema allows, so a constrained answer is never
         cut; `max_tokens` for free text (a dialect with its own format) or a schema with no bound (an MCP tool's)."""
-        bound = answer_tokens(space.schema()) if self.structured and space is not None else None
+        return self._room(self._schema(space))
+
+    def _schema(self, space: ActionSpace | None) -> dict[str, Any] | None:
+        return space.schema() if self.structured and space is not None else None
+
+    def _room(self, schema: dict[str, Any] | None) -> int:
+        bound = answer_tokens(schema) if schema is not None else None
         return bound if bound is not None else self.max_tokens
 
     def prompt_limit(self, space: ActionSpace | None) -> int:
@@ -104,9 +110,9 @@ class ModelPolicy:
 
     def decide(self, messages: list[dict[str, Any]], space: ActionSpace | None) -> Decision:
         """Ask the model, constrained to the step's action space (None: a dialect with its own format)."""
-        schema = space.schema() if self.structured and space is not None else None
+        schema = self._schema(space)  # built once: the constraint and the answer's room
         out = self._run(
-            self._client.complete(messages, max_tokens=self.answer_room(space), temperature=self.temperature,
+            self._client.complete(messages, max_tokens=self._room(schema), temperature=self.temperature,
                                  json_schema=schema)
         )
         m = out.metrics

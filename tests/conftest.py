@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.helpers import (BIN, EGRESS_PORT, ROOT, ModelServer, Stack, admin_client, free_port, migrated,
-                           running_stack, start_page_server, start_redis, wait_for)
+                           running_stack, set_service_env, start_page_server, start_redis, wait_for)
 from tests.scripted_model import ScriptedModel
 
 POSTGRES_ADMIN_URL = os.environ.get("SPARKPILOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -187,9 +187,7 @@ def settings_override(base_env: dict[str, str], monkeypatch: pytest.MonkeyPatch)
     """Apply the test environment in this process and reset cached settings around the test."""
     from sparkpilot.settings import clear_settings_cache
 
-    for k, v in base_env.items():
-        if k.startswith("SPARKPILOT_") or k in ("DATABASE_URL", "REDIS_URL"):
-            monkeypatch.setenv(k, v)
+    set_service_env(monkeypatch, base_env)
     clear_settings_cache()
     yield base_env
     clear_settings_cache()

@@ -270,6 +270,13 @@ def admin_client(stack: Stack) -> httpx.Client:
     return httpx.Client(base_url=stack.base_url, headers={"Authorization": f"Bearer {stack.token}"}, timeout=30)
 
 
+def set_service_env(mp, env: dict[str, str]) -> None:  # noqa: ANN001 - a pytest.MonkeyPatch
+    """Apply the services' settings in `env` to this process (the settings module reads them from there)."""
+    for k, v in env.items():
+        if k.startswith("SPARKPILOT_") or k in ("DATABASE_URL", "REDIS_URL"):
+            mp.setenv(k, v)
+
+
 @contextmanager
 def in_process_gateway(env: dict[str, str], token: str) -> Iterator[httpx.Client]:
     """The gateway app in this process (ASGI, lifespan run, no server), its settings read from `env`: for a
@@ -280,9 +287,7 @@ def in_process_gateway(env: dict[str, str], token: str) -> Iterator[httpx.Client
     from sparkpilot.settings import clear_settings_cache
 
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in env.items():
-            if k.startswith("SPARKPILOT_") or k in ("DATABASE_URL", "REDIS_URL"):
-                mp.setenv(k, v)
+        set_service_env(mp, env)
         clear_settings_cache()
         try:
             from services.gateway.main import create_app

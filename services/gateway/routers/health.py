@@ -71,7 +71,8 @@ async def health(settings: Settings) -> HealthPublic:
     """
     database = await run_in_threadpool(check_database)
     redis_state, worker, trainer = await run_in_threadpool(check_redis_and_services)
-    checks = {"database": database, "redis": redis_state, "worker": worker, "inference": await check_inference(settings.inference_url)}
+    checks = {"database": database, "redis": redis_state, "worker": worker,
+              "inference": await check_inference(settings.inference_url)}
     ok = all(v in ("ok", "not configured") for v in checks.values())
     checks["trainer"] = trainer
     return HealthPublic(status="ok" if ok else "degraded", checks=checks)
